@@ -1,0 +1,45 @@
+"""The ``minigpt`` command: one subcommand per pipeline stage, each in its own module.
+
+Each module exposes ``register(subparsers)``, which adds its parser and sets ``func``, the
+function that runs it. ``main`` turns every ``MiniGPTError`` into one line on stderr and a
+non-zero exit code; a traceback means a bug in minigpt.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from minigpt.cli import demo, prepare, sample, train
+from minigpt.cli.common import Parser
+from minigpt.errors import MiniGPTError
+
+COMMANDS = [demo, prepare, train, sample]
+
+
+def build_parser() -> Parser:
+    import minigpt
+
+    parser = Parser(
+        prog="minigpt",
+        description="Train a GPT language model from scratch on your own text.",
+    )
+    parser.add_argument("--version", action="version", version=f"minigpt {minigpt.__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    subparsers.required = True
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except MiniGPTError as e:
+        print(f"minigpt {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"minigpt {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

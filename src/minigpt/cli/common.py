@@ -1,0 +1,65 @@
+"""Shared CLI pieces: one-line argument errors, and config fields as flags."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, NoReturn
+
+from minigpt.config import PRESETS, RunConfig, all_fields, load_config, suggest
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, with a suggestion for near misses."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            flags = [a for a in message.split(":", 1)[1].split() if a.startswith("-")]
+            known = known_options(self)
+            if flags:
+                message += suggest(flags[0].split("=")[0], known)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def known_options(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option string of a parser and its subcommands."""
+    known = []
+    for action in parser._actions:
+        known.extend(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                known.extend(known_options(sub))
+    return known
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """--preset, --config, and one flag per config field (unset flags keep lower layers)."""
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a named preset")
+    parser.add_argument("--config", metavar="FILE", help="TOML config file ([model], [train])")
+    defaults = RunConfig().to_dict()
+    groups = {s: parser.add_argument_group(f"{s} config") for s in ("model", "train")}
+    for name, (section, field, _) in all_fields().items():
+        groups[section].add_argument(
+            _flag(name),
+            dest=f"cfg_{name}",
+            default=argparse.SUPPRESS,
+            metavar=type(defaults[section][name]).__name__.upper(),
+            help=f"{field.metadata['help']} (default: {defaults[section][name]!r})",
+        )
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields given on the command line, as raw strings (typed by load_config)."""
+    return {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
+
+
+def config_from_args(args: argparse.Namespace, **extra: Any) -> RunConfig:
+    return load_config(args.preset, args.config, {**config_overrides(args), **extra})
+
+
+def print_err(message: str) -> None:
+    print(message, file=sys.stderr)

@@ -1,0 +1,26 @@
+"""minigpt demo: prepare a corpus, train cpu-demo, print samples."""
+
+from __future__ import annotations
+
+import argparse
+
+from minigpt.demo import run_demo
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="the whole pipeline on a built-in corpus, in a few minutes on a CPU",
+        description="Prepare a corpus (Python's help topics, or --data FILE), train the "
+        "cpu-demo preset and print samples. Needs no network.",
+    )
+    p.add_argument("--data", metavar="FILE", help="your own text file instead of the built-in one")
+    p.add_argument("--out", default="runs/demo", help="folder for the dataset and run")
+    p.add_argument("--max-iters", type=int, help="training steps (default: the preset's)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_demo(data=args.data, out_dir=args.out, max_iters=args.max_iters, device=args.device)
+    return 0

@@ -1,0 +1,46 @@
+"""minigpt train: train a model on a prepared dataset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from minigpt.cli.common import add_config_arguments, config_overrides
+from minigpt.config import load_config
+from minigpt.train import CONFIG_FILE, train
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a model on a prepared dataset",
+        description="Train a GPT. Config layers: defaults < --preset < --config < flags.",
+    )
+    add_config_arguments(p)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out-dir")
+    p.add_argument("--force", action="store_true", help="start over in a folder that holds a run")
+    p.add_argument("--init-from", metavar="CKPT", help="start from another run's weights")
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = config_overrides(args)
+    config_file = args.config
+    if args.resume and not config_file and not args.preset:
+        # Resuming without a config continues the run as it was saved.
+        saved = Path(overrides.get("out_dir", "runs/default")) / CONFIG_FILE
+        config_file = saved if saved.is_file() else None
+    config = load_config(args.preset, config_file, overrides)
+    result = train(
+        config,
+        resume=args.resume,
+        force=args.force,
+        init_from=args.init_from,
+        progress=args.progress,
+    )
+    print(
+        f"done: {result.iterations} iterations, val loss {result.val_loss:.4f} "
+        f"(best {result.best_val_loss:.4f}), {result.tokens_per_second:,.0f} tok/s -> {result.run_dir}"
+    )
+    return 0

@@ -1,0 +1,65 @@
+"""Shared fixtures: small texts, prepared datasets and tiny configs that train in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from minigpt.config import load_config
+from minigpt.prepare import prepare_dataset
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+
+SMALL_TEXT = (
+    "To be, or not to be, that is the question:\n"
+    "Whether 'tis nobler in the mind to suffer\n"
+    "The slings and arrows of outrageous fortune,\n"
+    "Or to take arms against a sea of troubles\n"
+    "And by opposing end them. To die: to sleep;\n"
+) * 40
+
+TINY = dict(
+    n_layer=2,
+    n_head=2,
+    n_embd=32,
+    block_size=16,
+    batch_size=4,
+    max_iters=20,
+    eval_interval=10,
+    eval_iters=2,
+    log_interval=10,
+    checkpoint_interval=10,
+    warmup_iters=2,
+    lr=1e-3,
+    dropout=0.0,
+    device="cpu",
+)
+
+
+@pytest.fixture
+def text_file(tmp_path: Path) -> Path:
+    path = tmp_path / "small.txt"
+    path.write_text(SMALL_TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def dataset(tmp_path: Path, text_file: Path) -> Path:
+    return prepare_dataset([text_file], tmp_path / "ds", quiet=True)
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path, dataset: Path):
+    def make(**overrides):
+        values = {**TINY, "data": str(dataset), "out_dir": str(tmp_path / "run"), **overrides}
+        return load_config(overrides=values)
+
+    return make
+
+
+@pytest.fixture
+def shakespeare() -> Path:
+    if not SHARED.is_file():
+        pytest.skip(f"Tiny Shakespeare not found at {SHARED}")
+    return SHARED

@@ -1,0 +1,103 @@
+import subprocess
+import sys
+
+import pytest
+
+from minigpt.cli import main
+
+TINY_FLAGS = [
+    "--n-layer",
+    "1",
+    "--n-head",
+    "2",
+    "--n-embd",
+    "16",
+    "--block-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--max-iters",
+    "10",
+    "--eval-interval",
+    "5",
+    "--eval-iters",
+    "2",
+    "--log-interval",
+    "5",
+    "--checkpoint-interval",
+    "5",
+    "--device",
+    "cpu",
+]
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_end_to_end(tmp_path, text_file, capsys):
+    ds, run = tmp_path / "ds", tmp_path / "run"
+    code, out, _ = run_cli(capsys, "prepare", text_file, "--out", ds)
+    assert code == 0 and "char tokenizer" in out
+    code, out, _ = run_cli(capsys, "train", "--data", ds, "--out-dir", run, *TINY_FLAGS)
+    assert code == 0 and "done: 10 iterations" in out
+    code, out, _ = run_cli(
+        capsys, "train", "--data", ds, "--out-dir", run, "--resume", "--max-iters", "15"
+    )
+    assert code == 0 and "resumed from" in out and "done: 15 iterations" in out
+    code, out, _ = run_cli(capsys, "sample", run, "--prompt", "To be", "-m", "12", "-n", "2")
+    assert code == 0 and out.count("To be") == 2 and "--- sample 2 ---" in out
+
+
+def assert_one_line_error(code, err, pattern):
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert pattern in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["prepare", "missing.txt", "--out", "ds"], "does not exist"),
+        (["train", "--data", "nowhere"], "not a prepared dataset"),
+        (["train", "--data", "x", "--n-embd", "10", "--n-head", "3"], "divisible by n_head"),
+        (["train", "--data", "x", "--lr", "-1"], "lr must be a positive"),
+        (["train", "--n-layr", "3"], "did you mean '--n-layer'"),
+        (["train", "--n-layer", "six"], "'n_layer' expects int"),
+        (["sample", "nowhere"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args, pattern):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(args)
+    except SystemExit as e:  # argparse errors exit directly
+        code = e.code
+    _, err = capsys.readouterr()
+    assert_one_line_error(code, err, pattern)
+
+
+def test_prompt_outside_vocabulary(tmp_path, text_file, capsys):
+    ds, run = tmp_path / "ds", tmp_path / "run"
+    run_cli(capsys, "prepare", text_file, "--out", ds)
+    run_cli(capsys, "train", "--data", ds, "--out-dir", run, *TINY_FLAGS)
+    code, _, err = run_cli(capsys, "sample", run, "--prompt", "Zürich")
+    assert_one_line_error(code, err, "characters the char vocabulary lacks")
+
+
+def test_help_lists_every_field_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--n-layer" in out and "(default: 6)" in out and "--grad-accum" in out
+
+
+def test_console_script_runs_as_module():
+    result = subprocess.run(
+        [sys.executable, "-m", "minigpt", "--version"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.startswith("minigpt ")

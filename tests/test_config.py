@@ -1,0 +1,83 @@
+import pytest
+
+from minigpt.config import PRESETS, config_from_dict, load_config, save_config
+from minigpt.errors import MiniGPTError
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_are_valid(name):
+    config = load_config(preset=name)
+    assert config.model.n_embd % config.model.n_head == 0
+
+
+def test_shakespeare_preset_values():
+    c = load_config(preset="shakespeare-char")
+    assert (c.train.batch_size, c.model.block_size, c.model.n_layer) == (64, 128, 6)
+    assert (c.model.n_head, c.model.n_embd, c.model.dropout) == (8, 256, 0.1)
+    assert (c.train.lr, c.train.max_iters, c.train.log_interval) == (3e-4, 5000, 500)
+    assert c.train.checkpoint_interval == 1000
+
+
+def test_course_preset_values():
+    c = load_config(preset="course-100m")
+    m, t = c.model, c.train
+    assert (m.n_layer, m.n_head, m.n_embd, m.block_size, m.vocab_size) == (12, 12, 768, 512, 32000)
+    assert (m.dropout, m.bias, t.batch_size, t.grad_accum, t.lr) == (0.1, False, 12, 4, 6e-4)
+    assert (t.max_iters, t.eval_interval) == (5000, 500)
+
+
+def test_layers_override_in_order(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('preset = "cpu-demo"\n[model]\nn_layer = 3\n[train]\nlr = 0.01\n')
+    c = load_config(config_file=path, overrides={"lr": "0.02"})
+    assert c.model.n_layer == 3  # file over preset
+    assert c.model.n_embd == PRESETS["cpu-demo"]["n_embd"]  # preset over default
+    assert c.train.lr == 0.02  # command line over file
+
+
+def test_saved_config_reproduces(tmp_path):
+    c = load_config(preset="shakespeare-char", overrides={"seed": 7})
+    save_config(c, tmp_path / "config.toml")
+    assert load_config(config_file=tmp_path / "config.toml") == c
+    assert config_from_dict(c.to_dict()) == c
+
+
+def test_unknown_key_suggests_near_miss(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[model]\nn_layers = 3\n")
+    with pytest.raises(MiniGPTError, match="unknown config key 'n_layers'.*did you mean 'n_layer'"):
+        load_config(config_file=path)
+
+
+def test_ill_typed_value_names_key():
+    with pytest.raises(MiniGPTError, match="'n_layer' expects int"):
+        load_config(overrides={"n_layer": "six"})
+    with pytest.raises(MiniGPTError, match="'bias' expects bool"):
+        load_config(overrides={"bias": "maybe"})
+
+
+def test_unknown_preset():
+    with pytest.raises(MiniGPTError, match="did you mean 'cpu-demo'"):
+        load_config(preset="cpu-dem")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"n_embd": 100, "n_head": 3}, "divisible by n_head"),
+        ({"lr": -1}, "lr must be a positive"),
+        ({"block_size": 0}, "block_size must be a positive"),
+        ({"dropout": 1.5}, "dropout must be in"),
+        ({"dtype": "float33"}, "did you mean 'float32'"),
+    ],
+)
+def test_out_of_range_values(overrides, message):
+    with pytest.raises(MiniGPTError, match=message):
+        load_config(overrides=overrides)
+
+
+def test_invalid_toml(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[model\n")
+    with pytest.raises(MiniGPTError, match="not valid TOML"):
+        load_config(config_file=path)

@@ -1,0 +1,113 @@
+import math
+
+import pytest
+import torch
+
+from minigpt.config import ModelConfig
+from minigpt.model import GPT
+
+
+def closed_form_params(c: ModelConfig) -> int:
+    """The GPT-2 parameter count, term by term, as the course derives it."""
+    d, v, b = c.n_embd, c.vocab_size, int(c.bias)
+    ln = d + b * d  # LayerNorm: weight, and bias if any
+    attn = d * 3 * d + b * 3 * d + d * d + b * d
+    mlp = d * 4 * d + b * 4 * d + 4 * d * d + b * d
+    block = 2 * ln + attn + mlp
+    head = 0 if c.tie_embeddings else v * d
+    return v * d + c.block_size * d + c.n_layer * block + ln + head
+
+
+CONFIGS = [
+    ModelConfig(vocab_size=65, block_size=64, n_layer=2, n_head=2, n_embd=32),
+    ModelConfig(vocab_size=65, block_size=64, n_layer=2, n_head=2, n_embd=32, bias=False),
+    ModelConfig(
+        vocab_size=100, block_size=32, n_layer=3, n_head=4, n_embd=64, tie_embeddings=False
+    ),
+    ModelConfig(
+        vocab_size=100,
+        block_size=32,
+        n_layer=1,
+        n_head=1,
+        n_embd=16,
+        bias=False,
+        tie_embeddings=False,
+    ),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_parameter_count_matches_closed_form(config):
+    model = GPT(config)
+    assert model.num_params() == closed_form_params(config)
+    assert model.num_params() == sum(p.numel() for p in model.parameters())
+
+
+def test_gpt2_small_count_on_meta_device():
+    config = ModelConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+    with torch.device("meta"):
+        model = GPT(config)
+    assert model.num_params() == 124_439_808 == closed_form_params(config)
+
+
+def test_weights_are_tied_by_default():
+    model = GPT(CONFIGS[0])
+    assert model.lm_head.weight is model.transformer.wte.weight
+    assert GPT(CONFIGS[2]).lm_head.weight is not GPT(CONFIGS[2]).transformer.wte.weight
+
+
+def test_initial_loss_is_near_uniform():
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=64)
+    model = GPT(config)
+    idx, targets = torch.randint(0, 65, (2, 8, 32))
+    _, loss = model(idx, targets)
+    assert abs(loss.item() - math.log(65)) < 0.1
+
+
+def test_forward_shapes_and_causality():
+    torch.manual_seed(0)
+    model = GPT(CONFIGS[0]).eval()
+    idx = torch.randint(0, 65, (2, 10))
+    logits, loss = model(idx)
+    assert logits.shape == (2, 10, 65) and loss is None
+    changed = idx.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % 65
+    # The future must not influence the past.
+    assert torch.allclose(model(changed)[0][:, :-1], logits[:, :-1], atol=1e-6)
+
+
+def test_residual_projections_are_scaled():
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=50, block_size=16, n_layer=8, n_head=4, n_embd=256)
+    model = GPT(config)
+    std = model.transformer.h[0].attn.c_proj.weight.std().item()
+    assert abs(std - 0.02 / math.sqrt(16)) < 0.001
+    assert abs(model.transformer.h[0].mlp.c_fc.weight.std().item() - 0.02) < 0.001
+
+
+def test_too_long_sequence_is_refused():
+    model = GPT(CONFIGS[0])
+    with pytest.raises(ValueError, match="exceeds block_size"):
+        model(torch.zeros(1, 65, dtype=torch.long))
+
+
+def test_tiny_model_overfits_tiny_text():
+    torch.manual_seed(0)
+    text = "hello world, this is minigpt. " * 4
+    chars = sorted(set(text))
+    ids = torch.tensor([[chars.index(c) for c in text]])
+    config = ModelConfig(
+        vocab_size=len(chars), block_size=ids.size(1) - 1, n_layer=2, n_head=2, n_embd=64
+    )
+    model = GPT(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    x, y = ids[:, :-1], ids[:, 1:]
+    first = None
+    for _ in range(150):
+        _, loss = model(x, y)
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.1 * first
