@@ -5,9 +5,11 @@ import torch
 from safetensors.torch import load_file
 
 from minigpt.checkpoint import checkpoint_dirs, find_checkpoint
+from minigpt.config import TrainConfig
 from minigpt.errors import MiniGPTError
+from minigpt.optim import lr_at
 from minigpt.prepare import prepare_dataset
-from minigpt.train import TrainConfig, Trainer, lr_at, train
+from minigpt.train import Trainer, train
 
 
 def test_training_lowers_the_loss_and_writes_a_run(tiny_config, tmp_path):

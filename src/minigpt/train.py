@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +26,11 @@ from tqdm.auto import tqdm
 import minigpt
 from minigpt.checkpoint import Checkpoint, checkpoint_dirs, find_checkpoint, load_model_state
 from minigpt.checkpoint import save_checkpoint as write_checkpoint
-from minigpt.config import RunConfig, TrainConfig, save_config
+from minigpt.config import RunConfig, save_config
 from minigpt.dataset import Dataset, batch_rng
 from minigpt.errors import MiniGPTError
 from minigpt.model import GPT
+from minigpt.optim import lr_at, make_optimizer
 
 CONFIG_FILE = "config.toml"
 
@@ -61,29 +63,6 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to ``lr``, then cosine decay to ``lr * min_lr_ratio``."""
-    min_lr = cfg.lr * cfg.min_lr_ratio
-    decay_iters = cfg.lr_decay_iters or cfg.max_iters
-    if step < cfg.warmup_iters:
-        return cfg.lr * (step + 1) / (cfg.warmup_iters + 1)
-    if step >= decay_iters:
-        return min_lr
-    progress = (step - cfg.warmup_iters) / max(1, decay_iters - cfg.warmup_iters)
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)
-
-
-def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on weight matrices and embeddings only, not biases or norms."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    fused = device.type == "cuda"
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
-
-
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -107,8 +86,12 @@ class Trainer:
         force: bool = False,
         init_from: str | Path | None = None,
         progress: bool = False,
+        callbacks: list[Callable[[Trainer, dict[str, Any]], None]] | None = None,
     ) -> None:
         self.config = config
+        # Called after every evaluation with its record ({"iter", "train", "val", ...});
+        # metrics files, plots and sweep pruning hook in here.
+        self.callbacks = list(callbacks or [])
         self.cfg = config.train
         self.progress = progress
         if not self.cfg.data:
@@ -312,7 +295,10 @@ class Trainer:
                     losses = self.evaluate()
                     train_loss, val_loss = losses["train"], losses["val"]
                     self.best_val_loss = min(self.best_val_loss, val_loss)
-                    self.history.append({"iter": self.step, **losses})
+                    record = {"iter": self.step, **losses}
+                    self.history.append(record)
+                    for callback in self.callbacks:
+                        callback(self, record)
                     self.log(
                         f"eval {self.step:6d} | train {train_loss:.4f} | val {val_loss:.4f} "
                         f"| best val {self.best_val_loss:.4f}"
@@ -347,6 +333,15 @@ def train(
     force: bool = False,
     init_from: str | Path | None = None,
     progress: bool = False,
+    callbacks: list[Callable[[Trainer, dict[str, Any]], None]] | None = None,
 ) -> TrainResult:
     """Train a model as ``config`` describes; see ``Trainer``."""
-    return Trainer(config, resume=resume, force=force, init_from=init_from, progress=progress).run()
+    trainer = Trainer(
+        config,
+        resume=resume,
+        force=force,
+        init_from=init_from,
+        progress=progress,
+        callbacks=callbacks,
+    )
+    return trainer.run()
