@@ -1,0 +1,29 @@
+"""How big a model is and how much compute it needs."""
+
+from __future__ import annotations
+
+from minigpt.config import ModelConfig
+
+
+def non_embedding_params(config: ModelConfig) -> int:
+    """Parameters that take part in the per-token matmuls (all but the embeddings)."""
+    d, b = config.n_embd, int(config.bias)
+    ln = d + b * d
+    attn = 4 * d * d + b * 4 * d
+    mlp = 8 * d * d + b * 5 * d
+    head = 0 if config.tie_embeddings else config.vocab_size * d
+    return config.n_layer * (2 * ln + attn + mlp) + ln + head
+
+
+def flops_per_token(config: ModelConfig, seq_len: int | None = None) -> int:
+    """Training FLOPs per token: 6N for the matmuls plus the attention term 12 L T d.
+
+    N counts the weights each token multiplies through, including the output head (which is
+    the tied embedding when weights are tied); T is the sequence length (default block_size).
+    Forward is 1/3 of it, backward 2/3.
+    """
+    t = seq_len or config.block_size
+    n = non_embedding_params(config)
+    if config.tie_embeddings:
+        n += config.vocab_size * config.n_embd  # the head's matmul still costs
+    return 6 * n + 12 * config.n_layer * t * config.n_embd
