@@ -29,6 +29,7 @@ from minigpt.checkpoint import save_checkpoint as write_checkpoint
 from minigpt.config import RunConfig, save_config
 from minigpt.dataset import Dataset, batch_rng
 from minigpt.errors import MiniGPTError
+from minigpt.hf import adopt_hf_model, is_hf_ref
 from minigpt.model import GPT
 from minigpt.optim import lr_at, make_optimizer
 
@@ -101,6 +102,11 @@ class Trainer:
         self.data = Dataset(self.cfg.data)
         self.run_dir = Path(self.cfg.out_dir)
         self._check_run_dir(resume, force)
+        hf_init = None
+        if is_hf_ref(init_from) and not (resume and checkpoint_dirs(self.run_dir)):
+            fingerprint = self.data.meta.tokenizer.get("fingerprint")
+            hf_init = adopt_hf_model(init_from, config.model, fingerprint, self.log)
+            config.model = hf_init.config
         self._fit_vocab()
         self.data.check_block_size(config.model.block_size)
         self.tokenizer = self.data.tokenizer()
@@ -118,6 +124,8 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         if resume and checkpoint_dirs(self.run_dir):
             self._restore(find_checkpoint(self.run_dir))
+        elif hf_init is not None:
+            load_model_state(self.model, hf_init.tensors)
         elif init_from is not None:
             ckpt = find_checkpoint(init_from)
             self._check_tokenizer(ckpt)
