@@ -199,14 +199,15 @@ def quiet(transformers: Any) -> Iterator[None]:
     """No progress bars or warnings (e.g. 'sequence longer than model_max_length') meant for
     interactive users of transformers while minigpt checks an export."""
     logging = transformers.utils.logging
-    verbosity = logging.get_verbosity()
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     try:
         yield
     finally:
         logging.set_verbosity(verbosity)
-        logging.enable_progress_bar()
+        if bars:
+            logging.enable_progress_bar()
 
 
 def _check_hf_folder(
@@ -314,7 +315,7 @@ def model_card(
             "",
             f"# {name}",
             "",
-            "A GPT-2-architecture language model trained from scratch with minigpt, exported from "
+            "A GPT-2-architecture language model trained with minigpt, exported from "
             f"`{ckpt.path}` (iteration {ckpt.iteration}).",
             "",
             "## Use",
