@@ -83,12 +83,18 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> None:
 
 
 def gpt2_folder(
-    folder: Path, text: str, *, tie: bool = True, n_positions: int = 64, legacy: bool = False
+    folder: Path,
+    text: str,
+    *,
+    tie: bool = True,
+    n_positions: int = 64,
+    legacy: bool = False,
+    shards: bool = False,
 ) -> Path:
     """save_pretrained of a random tiny GPT2LMHeadModel and its byte-level BPE tokenizer.
 
     ``legacy``: weights named as the original gpt2 files are (no ``transformer.`` prefix,
-    causal-mask buffers included).
+    causal-mask buffers included). ``shards``: several safetensors files and their index.
     """
     tok = byte_level_bpe(text)
     config = transformers.GPT2Config(
@@ -103,7 +109,7 @@ def gpt2_folder(
     )
     model = transformers.GPT2LMHeadModel(config)
     randomize(model)
-    model.save_pretrained(folder)
+    model.save_pretrained(folder, max_shard_size="40KB" if shards else "5GB")
     fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT)
     fast.save_pretrained(folder)
     if legacy:

@@ -18,6 +18,7 @@ from minigpt.hf import (
     hf_architecture,
     load_hf,
     load_hf_model,
+    load_hf_tokenizer,
     model_config_from_hf,
     to_hf_tensors,
 )
@@ -98,10 +99,16 @@ def test_options_gpt2_cannot_express_are_refused_by_name():
         hf_architecture(Modern(vocab_size=10, rope=True, softcap=30.0))
 
 
-@pytest.mark.parametrize("legacy", [False, True], ids=["save_pretrained", "gpt2-file-names"])
-@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
-def test_import_a_transformers_model(tmp_path, bpe_kind, tie, legacy):
-    folder = gpt2_folder(tmp_path / "gpt2", SMALL_TEXT, tie=tie, legacy=legacy)
+@pytest.mark.parametrize(
+    ("tie", "layout"),
+    [(True, "save_pretrained"), (False, "save_pretrained"), (True, "legacy"), (False, "shards")],
+)
+def test_import_a_transformers_model(tmp_path, bpe_kind, tie, layout):
+    folder = gpt2_folder(
+        tmp_path / "gpt2", SMALL_TEXT, tie=tie, legacy=layout == "legacy", shards=layout == "shards"
+    )
+    if layout == "shards":
+        assert len(list(folder.glob("model-*.safetensors"))) > 1
     ours, tokenizer = load_hf_model(folder)
     assert ours.config.tie_embeddings is tie and ours.config.block_size == 64
     ids = random_ids(ours.config.vocab_size, 64)
@@ -179,3 +186,20 @@ def test_import_refuses_weights_that_do_not_fit(tmp_path, bpe_kind):
     (folder / "config.json").write_text(json.dumps({**config, "n_layer": 3}))
     with pytest.raises(MiniGPTError, match=r"do not fit its config.json \(missing"):
         load_hf(folder)
+
+
+def test_tokenizer_from_vocab_and_merges_files(tmp_path, bpe_kind):
+    """Older GPT-2 folders have vocab.json and merges.txt instead of tokenizer.json."""
+    folder = gpt2_folder(tmp_path / "gpt2", SMALL_TEXT)
+    original = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+    original.model.save(str(folder))
+    (folder / "tokenizer.json").unlink()
+    eot = {"eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>"}
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "GPT2Tokenizer", **eot})
+    )
+    tok = load_hf_tokenizer(f"hf:{folder}")
+    text = "To be, or not to be: ə 😀"
+    assert tok.encode(text) == original.encode(text).ids
+    assert tok.decode(tok.encode(text)) == text
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -395,12 +396,10 @@ def load_tokenizer_via_transformers(folder: Path) -> Tokenizer:
     backend = getattr(fast, "backend_tokenizer", None)
     if backend is None:
         raise MiniGPTError(f"the tokenizer in {folder} has no fast (tokenizers) form")
-    tmp = folder / f".minigpt-{TOKENIZER_FILE}"
-    try:  # load_tokenizer reads files; write the converted one next to the model, briefly
-        tmp.write_text(backend.to_str(), encoding="utf-8")
-        return load_tokenizer(tmp)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:  # load_tokenizer reads files
+        path = Path(tmp) / TOKENIZER_FILE
+        path.write_text(backend.to_str(), encoding="utf-8")
+        return load_tokenizer(path)
 
 
 def import_transformers(why: str) -> Any:
