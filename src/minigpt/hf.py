@@ -462,6 +462,7 @@ def adopt_hf_model(
     classic GPT-2 architecture. The dataset must use the model's tokenizer.
     """
     hf = load_hf(ref, block_size=config.block_size)
+    positions = model_config_from_hf(read_hf_config(hf.folder)).block_size
     if tokenizer_fingerprint and hf.tokenizer.fingerprint() != tokenizer_fingerprint:
         raise MiniGPTError(
             f"the dataset was not prepared with the tokenizer of {hf.folder}; prepare it with "
@@ -471,6 +472,7 @@ def adopt_hf_model(
     c = hf.config
     log(
         f"init from {hf.folder}: {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, "
-        f"vocab {c.vocab_size}, block_size {c.block_size}, bias {c.bias}, tied {c.tie_embeddings}"
+        f"vocab {c.vocab_size}, block_size {c.block_size} (of its {positions} positions), "
+        f"biases {'yes' if c.bias else 'no'}, head {'tied' if c.tie_embeddings else 'untied'}"
     )
     return hf
