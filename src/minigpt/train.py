@@ -281,6 +281,7 @@ class Trainer:
         start_step = self.step
         window_start, window_steps = time.time(), 0
         train_loss = val_loss = float("nan")
+        deadline = start + cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
         try:
             while self.step < stop:
                 loss = self.train_step()
@@ -289,6 +290,10 @@ class Trainer:
                         f"loss became {loss} at iteration {self.step}; lower --lr "
                         f"(now {cfg.lr}) or resume from the last checkpoint"
                     )
+                out_of_time = time.time() >= deadline
+                if out_of_time:  # --max-minutes: finish like a last step (eval, checkpoint)
+                    stop = self.step
+                    self.log(f"time limit of {cfg.max_minutes:g} min reached at iteration {stop}")
                 window_steps += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
@@ -299,7 +304,7 @@ class Trainer:
                         f"| {dt * 1000:7.1f} ms/iter | {tokens_per_step / dt:9,.0f} tok/s"
                     )
                     window_start, window_steps = time.time(), 0
-                if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters:
+                if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters or out_of_time:
                     losses = self.evaluate()
                     train_loss, val_loss = losses["train"], losses["val"]
                     self.best_val_loss = min(self.best_val_loss, val_loss)
