@@ -67,7 +67,10 @@ class Budget:
         return {"max_minutes": self.minutes}
 
     def __str__(self) -> str:
-        return f"{self.iters} iterations" if self.iters else f"{self.minutes:g} minutes"
+        if self.iters is not None:
+            return f"{self.iters} iterations"
+        minutes = self.minutes or 0.0
+        return f"{minutes:g} minutes" if minutes >= 1 else f"{minutes * 60:g} seconds"
 
 
 def parse_budget(text: str | int) -> Budget:
@@ -121,7 +124,8 @@ class Sweep:
     def settings(self) -> dict[str, Any]:
         """What must match for a study to be resumed (or joined from another machine)."""
         base = {k: v for s in self.base.to_dict().values() for k, v in s.items()}
-        base = {k: v for k, v in base.items() if k not in MACHINE_FIELDS}
+        ignored = (*MACHINE_FIELDS, *self.space.params)  # swept values replace the base's
+        base = {k: v for k, v in base.items() if k not in ignored}
         return {"space": self.space.to_dict(), "base": base, "budget": str(self.budget)}
 
 
@@ -334,9 +338,14 @@ def run_sweep(
     storage: str | None = None,
     study_name: str | None = None,
     seed: int = 0,
+    overrides: dict[str, Any] | None = None,
     quiet: bool = False,
 ) -> SweepReport:
-    """Run (or resume) a study until it holds ``trials`` finished trials; write the report."""
+    """Run (or resume) a study until it holds ``trials`` finished trials; write the report.
+
+    Each trial's config is ``base`` < the space's ``[fixed]`` < ``overrides`` (the command
+    line's config flags) < the trial's values < the budget.
+    """
     space = space if isinstance(space, SearchSpace) else load_space(space)
     budget = budget if isinstance(budget, Budget) else parse_budget(budget)
     if sampler not in SAMPLERS:
@@ -345,6 +354,7 @@ def run_sweep(
         raise MiniGPTError(f"--trials must be positive, got {trials}")
     base = copy.deepcopy(base)
     apply_overrides(base, space.fixed, f"[fixed] of {space.source}")
+    apply_overrides(base, overrides or {}, "the command line")
     validate(base)
     if not base.train.data:
         raise MiniGPTError("no dataset given; pass --data DATASET_FOLDER (from `minigpt prepare`)")
@@ -373,7 +383,8 @@ def run_sweep(
         objective = _objective(sweep, say)
         while len(counted(study)) < target:
             if points and _enqueue_missing(study, points) == 0:
-                break  # the rest of the grid is running on another machine
+                say("the rest of the grid is running elsewhere (another process or machine)")
+                break
             study.optimize(
                 objective,
                 n_trials=1,

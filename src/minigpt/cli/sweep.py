@@ -76,5 +76,6 @@ def run(args: argparse.Namespace) -> int:
         storage=args.storage,
         study_name=args.study_name,
         seed=args.sampler_seed,
+        overrides=overrides,  # flags win over the space's [fixed]
     )
     return 0
