@@ -64,7 +64,9 @@ def read_csv(path):
 def test_two_by_two_grid_writes_the_table_best_config_and_plot(
     tmp_path, dataset, space_file, capsys
 ):
-    space = space_file("[params]\nlr = [1e-3, 1e-2]\nn_layer = [1, 2]\n")
+    space = space_file(
+        "[fixed]\neval_interval = 50\n[params]\nlr = [1e-3, 1e-2]\nn_layer = [1, 2]\n"
+    )
     out = tmp_path / "sweep"
     flags = ["--n-embd", "16", "--n-head", "2", "--eval-interval", "5", "--device", "cpu"]
     code = main(
@@ -95,7 +97,8 @@ def test_two_by_two_grid_writes_the_table_best_config_and_plot(
         # char tokenizer on ASCII text: one token per byte, so bpb = loss / ln 2
         assert math.isclose(float(r["bpb"]), float(r["val_loss"]) / math.log(2), rel_tol=1e-6)
         assert r["eff_batch"] == "4" and r["iters"] == "10"
-        assert (out / f"trial-{int(r['trial']):04d}" / "config.toml").is_file()
+        trial = load_config(config_file=out / f"trial-{int(r['trial']):04d}" / "config.toml")
+        assert trial.train.eval_interval == 5  # the --eval-interval flag wins over [fixed]
     markdown = (out / "results.md").read_text()
     assert (
         markdown.count("| complete |") == 4 and "| eff. batch | val loss | PPL | bpb |" in markdown

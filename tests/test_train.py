@@ -123,5 +123,5 @@ def test_an_exception_from_a_callback_stops_training_and_propagates(tiny_config)
     def stop_at_first_eval(trainer, record):
         raise Stop(record["iter"])
 
-    with pytest.raises(Stop, match="10"):  # how sweep pruning (optuna.TrialPruned) works
-        train(tiny_config(), callbacks=[stop_at_first_eval])
+    with pytest.raises(Stop, match="2"):  # how sweep pruning (optuna.TrialPruned) works
+        train(tiny_config(eval_interval=2), callbacks=[stop_at_first_eval])
