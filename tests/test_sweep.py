@@ -1,5 +1,8 @@
 import csv
 import math
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -187,6 +190,41 @@ def test_interrupted_study_resumes_without_redoing_finished_trials(
     other = space_file("[params]\nlr = [1e-3, 2e-3]\n")
     with pytest.raises(MiniGPTError, match="different space.*same --space"):
         run_sweep(other, base, **args)
+
+
+def test_interrupted_grid_point_is_run_again(base, space_file, tmp_path, monkeypatch):
+    def interrupt(config, n):
+        if n == 2:
+            raise KeyboardInterrupt
+
+    counting_train(monkeypatch, interrupt)
+    space = space_file("[params]\nlr = [1e-3, 2e-3, 3e-3]\n")
+    args = dict(budget=5, sampler="grid", pruner="none", out_dir=tmp_path / "s", quiet=True)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(space, base, **args)
+    calls = counting_train(monkeypatch)
+    report = run_sweep(space, base, **args)
+    assert sorted(c.train.lr for c in calls) == [2e-3, 3e-3]  # not 1e-3 again
+    complete = {r.params["lr"] for r in report.rows if r.status == "complete"}
+    assert complete == {1e-3, 2e-3, 3e-3}
+    assert [r.trial for r in report.rows if r.status == "failed"] == [1]  # the interrupted one
+
+
+def test_trial_of_a_killed_sweep_is_not_left_running(base, space_file, tmp_path, monkeypatch):
+    space = space_file("[params]\nlr = [1e-3, 2e-3]\n")
+    args = dict(budget=5, sampler="grid", pruner="none", out_dir=tmp_path / "s", quiet=True)
+    run_sweep(space, base, trials=1, **args)
+    study, _ = _study(tmp_path / "s", space, base)
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    trial = study.ask({"lr": optuna.distributions.CategoricalDistribution([1e-3, 2e-3])})
+    trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": killed.pid})
+    calls = counting_train(monkeypatch)
+    report = run_sweep(space, base, **args)
+    assert len(calls) == 1
+    rows = {r.trial: r for r in report.rows}
+    assert rows[1].status == "failed" and rows[1].note.startswith("interrupted")
+    assert [rows[n].status for n in (0, 2)] == ["complete", "complete"]
 
 
 def _study(out, space, base):

@@ -20,7 +20,9 @@ import copy
 import functools
 import gc
 import math
+import os
 import re
+import socket
 import sys
 import time
 import traceback
@@ -145,6 +147,7 @@ def perplexity(loss: float) -> float:
 
 def _objective(sweep: Sweep, progress: Callable[[str], None]) -> Callable[[Any], float]:
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
         params = sweep.space.suggest(trial)
         shown = " ".join(f"{k}={_show(v)}" for k, v in params.items())
         progress(f"trial {trial.number}: {shown}")
@@ -305,6 +308,35 @@ def _enqueue_missing(study: optuna.Study, points: list[dict[str, Any]]) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
+def _fail_dead_trials(study: optuna.Study) -> int:
+    """Mark failed the running trials of processes on this machine that no longer exist.
+
+    A sweep killed hard (kill -9, a crash, a reboot) leaves its trial "running" in the database;
+    without this it would only be failed when its heartbeat goes stale. Trials of other machines
+    are left to the heartbeat.
+    """
+    host, dead = socket.gethostname(), 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker") or {}
+        if worker.get("host") == host and not _alive(int(worker.get("pid", 0))):
+            study._storage.set_trial_user_attr(t._trial_id, "reason", INTERRUPTED)
+            study.tell(t.number, state=TrialState.FAIL)
+            dead += 1
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def _check_resume(study: optuna.Study, sweep: Sweep, storage: str) -> None:
     settings = sweep.settings()
     stored = study.user_attrs.get("minigpt")
@@ -374,6 +406,8 @@ def run_sweep(
     study = open_study(storage, name)
     try:
         _check_resume(study, sweep, storage)
+        if _fail_dead_trials(study):
+            say("trials left running by a killed sweep are marked interrupted (not counted)")
         study.sampler = make_sampler(sampler, seed + len(study.trials), target)
         study.pruner = make_pruner(pruner, budget)
         done = len(counted(study))
