@@ -278,6 +278,9 @@ def test_cli_errors_are_one_line(tmp_path, dataset, space_file, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "continuous range" in err
+    code = main(["sweep", "--space", str(space), "--budget", "10", "--out-dir", "x"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--out-dir is set per trial; use --out" in err
     code = main(["sweep", "--space", str(space), "--base", "cpu-dem", "--budget", "10"])
     err = capsys.readouterr().err
     assert code == 2 and "did you mean 'cpu-demo'" in err

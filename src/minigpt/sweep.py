@@ -41,11 +41,9 @@ from minigpt.dataset import Dataset
 from minigpt.errors import MiniGPTError
 from minigpt.prepare import SplitInfo
 from minigpt.sweep_report import SweepReport, write_report
-from minigpt.sweep_space import SearchSpace, load_space
+from minigpt.sweep_space import PRUNERS, SAMPLERS, SearchSpace, load_space
 from minigpt.train import Trainer, train
 
-SAMPLERS = ("grid", "random", "tpe")
-PRUNERS = ("median", "halving", "hyperband", "none")
 STUDY_FILE = "study.db"
 INTERRUPTED = "interrupted"
 # Fields that may differ between machines working on one study.

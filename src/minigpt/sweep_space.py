@@ -32,6 +32,10 @@ from typing import Any
 from minigpt.config import RunConfig, all_fields, coerce, read_toml, suggest
 from minigpt.errors import MiniGPTError
 
+# The study's options, here rather than in sweep.py so that the CLI lists them without
+# importing optuna.
+SAMPLERS = ("grid", "random", "tpe")
+PRUNERS = ("median", "halving", "hyperband", "none")
 PARAM_KEYS = ("choices", "low", "high", "step", "log")
 TOP_KEYS = ("params", "fixed", "constraints")
 # Set by the sweep itself (per trial), so a space may not choose them.

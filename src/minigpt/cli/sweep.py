@@ -7,9 +7,7 @@ from pathlib import Path
 
 from minigpt.cli.common import add_config_arguments, config_overrides
 from minigpt.errors import MiniGPTError
-
-SAMPLERS = ("grid", "random", "tpe")  # as in minigpt.sweep, which imports optuna lazily
-PRUNERS = ("median", "halving", "hyperband", "none")
+from minigpt.sweep_space import PRUNERS, SAMPLERS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if args.base and (args.preset or args.config):
         raise MiniGPTError("give the base config once: --base, or --preset/--config")
     overrides = config_overrides(args)
+    for name, instead in (("out_dir", "--out for the sweep folder"), ("max_minutes", "--budget")):
+        if name in overrides:
+            raise MiniGPTError(f"--{name.replace('_', '-')} is set per trial; use {instead}")
     if args.base:
         base = resolve_base(args.base, overrides)
     else:
