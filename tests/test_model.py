@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from minigpt.config import ModelConfig
-from minigpt.model import GPT
+from minigpt.model import GPT, Rotary, SwiGLU, swiglu_hidden
 
 
 def closed_form_params(c: ModelConfig) -> int:
@@ -111,3 +111,143 @@ def test_tiny_model_overfits_tiny_text():
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.1 * first
+
+
+# -- modern options ------------------------------------------------------------------------------
+
+
+def test_default_state_dict_is_exactly_gpt2():
+    """The defaults keep GPT-2's parameter names and shapes (checkpoints, export, the course)."""
+    d, v, t = 32, 65, 64
+    expected = {
+        "transformer.wte.weight": (v, d),
+        "transformer.wpe.weight": (t, d),
+        "transformer.ln_f.weight": (d,),
+        "transformer.ln_f.bias": (d,),
+        "lm_head.weight": (v, d),
+    }
+    for i in range(2):
+        h = f"transformer.h.{i}."
+        expected.update(
+            {
+                h + "ln_1.weight": (d,),
+                h + "ln_1.bias": (d,),
+                h + "attn.c_attn.weight": (3 * d, d),
+                h + "attn.c_attn.bias": (3 * d,),
+                h + "attn.c_proj.weight": (d, d),
+                h + "attn.c_proj.bias": (d,),
+                h + "ln_2.weight": (d,),
+                h + "ln_2.bias": (d,),
+                h + "mlp.c_fc.weight": (4 * d, d),
+                h + "mlp.c_fc.bias": (4 * d,),
+                h + "mlp.c_proj.weight": (d, 4 * d),
+                h + "mlp.c_proj.bias": (d,),
+            }
+        )
+    state = GPT(CONFIGS[0]).state_dict()
+    assert {k: tuple(v.shape) for k, v in state.items()} == expected
+    assert all(
+        isinstance(m, torch.nn.LayerNorm)
+        for m in GPT(CONFIGS[0]).modules()
+        if "Norm" in type(m).__name__
+    )
+
+
+def modern(**overrides) -> ModelConfig:
+    values = dict(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=32)
+    return ModelConfig(**{**values, **overrides})
+
+
+def test_rope_has_no_position_table_and_no_extra_state():
+    model = GPT(modern(pos="rope"))
+    keys = model.state_dict().keys()
+    assert "transformer.wpe.weight" not in keys
+    assert not any("rotary" in k for k in keys)  # the angles are recomputed, not saved
+
+
+def test_rope_scores_depend_only_on_relative_position():
+    """q_m . k_n == q_(m+s) . k_(n+s): shifting both tokens leaves their score unchanged."""
+    torch.manual_seed(0)
+    rotary = Rotary(head_size=16, max_len=64)
+    q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
+
+    def score(m: int, n: int) -> float:
+        qm = rotary(q, torch.tensor([m]))
+        kn = rotary(k, torch.tensor([n]))
+        return (qm * kn).sum().item()
+
+    for m, n in [(5, 2), (9, 9), (3, 0)]:
+        for shift in (1, 7, 40):
+            assert score(m + shift, n + shift) == pytest.approx(score(m, n), abs=1e-4)
+    assert score(5, 2) != pytest.approx(score(5, 4), abs=1e-3)  # but the distance matters
+    # A rotation keeps lengths: rope changes directions, not norms.
+    assert rotary(q, torch.tensor([13])).norm() == pytest.approx(q.norm().item(), rel=1e-5)
+
+
+def test_rope_model_is_causal():
+    torch.manual_seed(0)
+    model = GPT(modern(pos="rope")).eval()
+    idx = torch.randint(0, 65, (2, 12))
+    logits, _ = model(idx)
+    changed = idx.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % 65
+    assert torch.allclose(model(changed)[0][:, :-1], logits[:, :-1], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        dict(norm="rmsnorm"),
+        dict(qk_norm=True),
+        dict(mlp="relu2"),
+        dict(mlp="swiglu"),
+        dict(pos="rope", norm="rmsnorm", qk_norm=True, mlp="swiglu", bias=False),
+    ],
+)
+def test_options_train_a_step(option):
+    torch.manual_seed(0)
+    model = GPT(modern(**option))
+    idx, targets = torch.randint(0, 65, (2, 2, 16))
+    _, loss = model(idx, targets)
+    loss.backward()
+    assert abs(loss.item() - math.log(65)) < 0.3
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_option_modules():
+    model = GPT(modern(norm="rmsnorm", qk_norm=True, mlp="swiglu"))
+    block = model.transformer.h[0]
+    assert isinstance(block.ln_1, torch.nn.RMSNorm) and isinstance(
+        model.transformer.ln_f, torch.nn.RMSNorm
+    )
+    assert block.attn.q_norm.weight.shape == (16,)
+    assert isinstance(block.mlp, SwiGLU) and block.mlp.c_fc.weight.shape == (
+        2 * swiglu_hidden(32),
+        32,
+    )
+    assert swiglu_hidden(768) == 2048
+    relu2 = GPT(modern(mlp="relu2")).transformer.h[0].mlp
+    x = torch.tensor([-2.0, 0.5, 3.0])
+    assert torch.equal(relu2.gelu(x), torch.tensor([0.0, 0.25, 9.0]))
+
+
+def test_logit_softcap_bounds_the_logits():
+    torch.manual_seed(0)
+    model = GPT(modern(logit_softcap=2.0, tie_embeddings=False))
+    with torch.no_grad():
+        model.lm_head.weight.mul_(1000)
+    logits, _ = model(torch.randint(0, 65, (1, 8)))
+    assert logits.abs().max() <= 2.0
+    assert logits.abs().max() > 1.9  # saturated, not zeroed
+
+
+def test_zero_init_proj_makes_every_block_the_identity():
+    torch.manual_seed(0)
+    model = GPT(modern(zero_init_proj=True))
+    for name, p in model.named_parameters():
+        if name.endswith("c_proj.weight"):
+            assert torch.count_nonzero(p) == 0
+    x = torch.randn(2, 8, 32)
+    block = model.transformer.h[0]
+    assert torch.equal(block(x, torch.arange(8)), x)
+    assert model.transformer.h[0].mlp.c_fc.weight.std() > 0.01  # the rest is initialised as usual

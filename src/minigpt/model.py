@@ -6,6 +6,15 @@
 
 Parameter names follow GPT-2 (``transformer.h.0.attn.c_attn.weight`` ...), so the numbers of
 the course's parameter count and the Hugging Face layout map one to one.
+
+Modern options (``ModelConfig``; the defaults keep exactly GPT-2):
+
+- ``pos="rope"``: rotary position embeddings rotate queries and keys (no ``wpe`` table);
+- ``norm="rmsnorm"``: RMSNorm instead of LayerNorm (scale only, no mean, no bias);
+- ``qk_norm``: RMSNorm on each head's queries and keys, which keeps attention logits tame;
+- ``mlp="relu2"`` (ReLU squared) or ``mlp="swiglu"`` (gated, 2/3 of the width, same size);
+- ``logit_softcap``: ``cap * tanh(logits / cap)`` bounds the output logits;
+- ``zero_init_proj``: every block starts as the identity (output projections at zero).
 """
 
 from __future__ import annotations
@@ -19,6 +28,37 @@ from torch.nn import functional as F
 from minigpt.config import ModelConfig
 
 
+def make_norm(config: ModelConfig, dim: int | None = None) -> nn.Module:
+    """LayerNorm (GPT-2) or RMSNorm, which skips the mean and the bias: cheaper, as good."""
+    dim = dim or config.n_embd
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(dim, eps=1e-5)
+    return nn.LayerNorm(dim, bias=config.bias)
+
+
+class Rotary(nn.Module):
+    """Rotary position embedding (RoPE, Su et al. 2021).
+
+    Each pair of channels of a query or key is rotated by an angle proportional to the token's
+    position, a different frequency per pair. The dot product of a query at position m with a
+    key at position n then depends only on m - n: attention sees relative positions, and there
+    is no position table to learn. The angles are a fixed buffer, not parameters.
+    """
+
+    def __init__(self, head_size: int, max_len: int, base: float = 10000.0) -> None:
+        super().__init__()
+        inv_freq = base ** (-torch.arange(0, head_size, 2, dtype=torch.float32) / head_size)
+        angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Rotate ``x`` (B, n_head, T, head_size) whose tokens sit at positions ``pos`` (T,)."""
+        cos, sin = self.cos[pos].to(x.dtype), self.sin[pos].to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where each position sees only itself and the past."""
 
@@ -27,18 +67,28 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.n_embd = config.n_embd
         self.dropout = config.dropout
+        head_size = config.n_embd // config.n_head
         # One matmul makes queries, keys and values for all heads at once.
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
+        self.rotary = (
+            Rotary(head_size, config.block_size, config.rope_base) if config.pos == "rope" else None
+        )
+        self.q_norm = nn.RMSNorm(head_size, eps=1e-5) if config.qk_norm else None
+        self.k_norm = nn.RMSNorm(head_size, eps=1e-5) if config.qk_norm else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         # (B, T, C) -> (B, n_head, T, head_size): heads become a batch dimension.
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if self.rotary is not None:
+            q, k = self.rotary(q, pos), self.rotary(k, pos)
         # softmax(q k^T / sqrt(d)) v with a causal mask; SDPA picks flash or
         # memory-efficient kernels where the hardware has them.
         y = F.scaled_dot_product_attention(
@@ -48,13 +98,20 @@ class CausalSelfAttention(nn.Module):
         return self.resid_dropout(self.c_proj(y))
 
 
+class ReLU2(nn.Module):
+    """ReLU squared (So et al. 2021): as cheap as ReLU, learns faster than GELU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x).square()
+
+
 class MLP(nn.Module):
-    """Position-wise feed-forward: widen 4x, GELU, project back."""
+    """Position-wise feed-forward: widen 4x, GELU (or ReLU squared), project back."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU(approximate="tanh")
+        self.gelu = ReLU2() if config.mlp == "relu2" else nn.GELU(approximate="tanh")
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -62,18 +119,42 @@ class MLP(nn.Module):
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
 
 
-class Block(nn.Module):
-    """A pre-LayerNorm transformer block: attention then MLP, each added to the residual."""
+class SwiGLU(nn.Module):
+    """Gated feed-forward (Shazeer 2020): ``c_proj(silu(gate) * up)``.
+
+    ``c_fc`` makes the gate and the up projection in one matmul. The hidden width is
+    ``swiglu_hidden(n_embd)``, about 2/3 of 4x, so the block has GPT-2's parameter count.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
+        self.hidden = swiglu_hidden(config.n_embd)
+        self.c_fc = nn.Linear(config.n_embd, 2 * self.hidden, bias=config.bias)
+        self.c_proj = nn.Linear(self.hidden, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+        gate, up = self.c_fc(x).split(self.hidden, dim=-1)
+        return self.dropout(self.c_proj(F.silu(gate) * up))
+
+
+def swiglu_hidden(n_embd: int) -> int:
+    """SwiGLU's hidden width: 8/3 n_embd rounded up to a multiple of 32 (as in Llama)."""
+    return 32 * math.ceil(8 * n_embd / 3 / 32)
+
+
+class Block(nn.Module):
+    """A pre-norm transformer block: attention then MLP, each added to the residual."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.ln_1 = make_norm(config)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = make_norm(config)
+        self.mlp = SwiGLU(config) if config.mlp == "swiglu" else MLP(config)
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), pos)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -84,13 +165,15 @@ class GPT(nn.Module):
         if config.vocab_size <= 0:
             raise ValueError("vocab_size must be set (train takes it from the dataset)")
         self.config = config
+        layers = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))
+        if config.pos == "learned":
+            layers["wpe"] = nn.Embedding(config.block_size, config.n_embd)
         self.transformer = nn.ModuleDict(
             dict(
-                wte=nn.Embedding(config.vocab_size, config.n_embd),
-                wpe=nn.Embedding(config.block_size, config.n_embd),
+                **layers,
                 drop=nn.Dropout(config.dropout),
                 h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+                ln_f=make_norm(config),
             )
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
@@ -100,9 +183,14 @@ class GPT(nn.Module):
         self.apply(self._init_weights)
         # GPT-2: residual projections scaled by 1/sqrt(2 n_layer), since each block adds two
         # of them to the residual stream and its variance would otherwise grow with depth.
+        # With zero_init_proj they start at zero instead: each block is the identity at first,
+        # and the residual stream grows only as the blocks learn something.
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+                if config.zero_init_proj:
+                    nn.init.zeros_(p)
+                else:
+                    nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear):
@@ -115,7 +203,7 @@ class GPT(nn.Module):
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameters counted once (tied weights once); optionally without position embeddings."""
         n = sum(p.numel() for p in self.parameters())
-        if non_embedding:
+        if non_embedding and "wpe" in self.transformer:
             n -= self.transformer.wpe.weight.numel()
         return n
 
@@ -127,10 +215,17 @@ class GPT(nn.Module):
         if T > self.config.block_size:
             raise ValueError(f"sequence of {T} tokens exceeds block_size {self.config.block_size}")
         pos = torch.arange(T, device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        x = self.transformer.wte(idx)
+        if "wpe" in self.transformer:
+            x = x + self.transformer.wpe(pos)
+        x = self.transformer.drop(x)
         for block in self.transformer.h:
-            x = block(x)
+            x = block(x, pos)
         logits = self.lm_head(self.transformer.ln_f(x))
+        if self.config.logit_softcap > 0:
+            # Soft-capping (Gemma 2): smooth, bounded logits, so no token gets overconfident.
+            cap = self.config.logit_softcap
+            logits = cap * torch.tanh(logits / cap)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1))

@@ -201,7 +201,7 @@ class Trainer:
         self.model.train()
         lr = lr_at(self.step, self.cfg)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # muon: each group its own lr
         total = 0.0
         for micro in range(self.cfg.grad_accum):
             x, y = self.batch("train", self.step, micro)
