@@ -37,6 +37,7 @@ from minigpt.dataset import Dataset
 from minigpt.train import Trainer
 
 TARGET = 1.89
+VAL_STRIDE = 1
 CLASSIC = dict(
     n_layer=4,
     n_head=4,
@@ -136,12 +137,16 @@ class Contestant:
 
 @torch.no_grad()
 def full_val_loss(trainer: Trainer, batch: int = 128) -> float:
-    """Mean loss over the whole val split, cut into non-overlapping windows of block_size."""
+    """Mean loss over the val split, cut into non-overlapping windows of block_size.
+
+    Every window by default; every ``VAL_STRIDE``-th one with ``--val-stride`` (cheaper).
+    """
     model, block = trainer.model, trainer.config.model.block_size
     ids = np.concatenate([np.asarray(s, dtype=np.int64) for s in trainer.data.splits["val"].shards])
     n = (len(ids) - 1) // block
-    x = torch.from_numpy(ids[: n * block]).view(n, block)
-    y = torch.from_numpy(ids[1 : n * block + 1]).view(n, block)
+    x = torch.from_numpy(ids[: n * block]).view(n, block)[::VAL_STRIDE]
+    y = torch.from_numpy(ids[1 : n * block + 1]).view(n, block)[::VAL_STRIDE]
+    n = len(x)
     model.eval()
     total = 0.0
     for i in range(0, n, batch):
@@ -282,8 +287,11 @@ def main() -> None:
         "--long", action="store_true", help="add cpu-fast stretched to classic's time"
     )
     parser.add_argument("--max-minutes", type=float, default=1e9, help="stop the race after this")
+    parser.add_argument("--val-stride", type=int, default=1, help="evaluate every Nth val window")
     parser.add_argument("--json", help="also write the results (with curves) to this file")
     args = parser.parse_args()
+    global VAL_STRIDE
+    VAL_STRIDE = args.val_stride
     torch.set_num_threads(args.threads)
     Dataset(args.data)  # fail early on a bad folder
     with tempfile.TemporaryDirectory() as tmp:

@@ -81,3 +81,39 @@ def test_invalid_toml(tmp_path):
     path.write_text("[model\n")
     with pytest.raises(MiniGPTError, match="not valid TOML"):
         load_config(config_file=path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        ({"pos": "rop"}, r"pos must be learned or rope, got 'rop' \(did you mean 'rope'\?\)"),
+        ({"norm": "rms"}, r"norm must be layernorm or rmsnorm, got 'rms'"),
+        ({"mlp": "swiglu2"}, r"mlp must be gelu or relu2 or swiglu.*did you mean 'swiglu'"),
+        ({"optimizer": "adam"}, r"optimizer must be adamw or muon.*did you mean 'adamw'"),
+        ({"schedule": "wsd2"}, r"schedule must be cosine or wsd"),
+        ({"pos": "rope", "n_embd": 30, "n_head": 2}, r"rope needs an even head size, got .* 15"),
+        ({"logit_softcap": -1.0}, r"logit_softcap must be >= 0"),
+        ({"muon_lr": 0.0}, r"muon_lr must be a positive number"),
+        ({"muon_momentum": 1.0}, r"muon_momentum must be in \[0, 1\)"),
+        ({"cooldown_frac": 1.5}, r"cooldown_frac must be in \[0, 1\]"),
+    ],
+)
+def test_modern_options_are_checked(overrides, pattern):
+    with pytest.raises(MiniGPTError, match=pattern):
+        load_config(overrides=overrides)
+
+
+def test_modern_presets_resolve():
+    fast = load_config(preset="cpu-fast")
+    assert (fast.model.pos, fast.model.norm, fast.train.optimizer) == ("rope", "rmsnorm", "muon")
+    big = load_config(preset="modern-124m")
+    assert (big.model.n_layer, big.model.n_embd, big.model.block_size) == (12, 768, 1024)
+    # The course presets keep the classic GPT-2 architecture.
+    for name in ("shakespeare-char", "course-100m", "cpu-demo"):
+        model = load_config(preset=name).model
+        assert (model.pos, model.norm, model.mlp, model.qk_norm) == (
+            "learned",
+            "layernorm",
+            "gelu",
+            False,
+        )

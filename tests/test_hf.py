@@ -99,6 +99,14 @@ def test_options_gpt2_cannot_express_are_refused_by_name():
         hf_architecture(Modern(vocab_size=10, rope=True, softcap=30.0))
 
 
+def test_modern_options_are_refused_by_name_and_init_options_export():
+    modern = ModelConfig(vocab_size=10, pos="rope", norm="rmsnorm", mlp="swiglu")
+    with pytest.raises(MiniGPTError, match=r"pos='rope', norm='rmsnorm', mlp='swiglu'"):
+        hf_architecture(modern)
+    # Zero-initialised projections change the start of training, not what the weights compute.
+    assert hf_architecture(ModelConfig(vocab_size=10, zero_init_proj=True))["model_type"] == "gpt2"
+
+
 @pytest.mark.parametrize(
     ("tie", "layout"),
     [(True, "save_pretrained"), (False, "save_pretrained"), (True, "legacy"), (False, "shards")],

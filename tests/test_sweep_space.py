@@ -119,3 +119,32 @@ def test_load_space_reads_toml(tmp_path):
     path.write_text("[params\n")
     with pytest.raises(MiniGPTError, match="not valid TOML"):
         load_space(path)
+
+
+def test_modern_options_are_sweepable():
+    """The model and optimizer options are plain config fields: categorical and ranges."""
+    space = parse_space(
+        {
+            "params": {
+                "pos": ["learned", "rope"],
+                "mlp": ["gelu", "relu2", "swiglu"],
+                "optimizer": ["adamw", "muon"],
+                "muon_lr": {"low": 0.005, "high": 0.1, "log": True},
+                "qk_norm": [True, False],
+            }
+        }
+    )
+    assert {n: p.kind for n, p in space.params.items()} == {
+        "pos": "choice",
+        "mlp": "choice",
+        "optimizer": "choice",
+        "muon_lr": "float",
+        "qk_norm": "choice",
+    }
+    assert space.params["mlp"].grid() == ["gelu", "relu2", "swiglu"]
+    config = load_config(overrides={"pos": "rope", "mlp": "swiglu", "optimizer": "muon"})
+    assert (config.model.pos, config.model.mlp, config.train.optimizer) == (
+        "rope",
+        "swiglu",
+        "muon",
+    )

@@ -62,7 +62,7 @@ GPT2_FIELDS = frozenset(
 )
 # Fields that change training but not the function the weights compute (e.g. an
 # initialisation scheme): exportable at any value. Architecture options stay out of here.
-ARCHITECTURE_NEUTRAL: set[str] = set()
+ARCHITECTURE_NEUTRAL: set[str] = {"zero_init_proj"}
 
 
 # -- minigpt -> GPT-2 --------------------------------------------------------------------------
