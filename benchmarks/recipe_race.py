@@ -256,8 +256,12 @@ def run_race(data: str, root: Path, args: argparse.Namespace) -> dict:
     return dict(classic_seconds=classic_s, rows=rows)
 
 
-def run_ablation(data: str, root: Path, slice_s: float, max_minutes: float) -> dict:
+def run_ablation(
+    data: str, root: Path, slice_s: float, max_minutes: float, steps: int | None
+) -> dict:
     fast = dict(PRESETS["cpu-fast"])
+    if steps:  # a shorter run of the same recipe (the schedule follows max_iters)
+        fast["max_iters"] = steps
     cs = [contestant("cpu-fast", data, root, dict(fast, preset="cpu-fast"), evals=4)]
     for name, change in ABLATIONS.items():
         cs.append(contestant(name, data, root, dict(fast, preset="cpu-fast", **change), evals=4))
@@ -280,6 +284,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="Tiny Shakespeare, prepared (char level)")
     parser.add_argument("--ablation", action="store_true", help="run the ablation instead")
+    parser.add_argument("--ablation-steps", type=int, help="steps per ablation run (preset's)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
     parser.add_argument("--slice", type=float, default=2.0, help="seconds per turn (2)")
     parser.add_argument("--budget", type=float, default=180.0, help="equal-time point, s (180)")
@@ -296,7 +301,9 @@ def main() -> None:
     Dataset(args.data)  # fail early on a bad folder
     with tempfile.TemporaryDirectory() as tmp:
         if args.ablation:
-            result = run_ablation(args.data, Path(tmp), args.slice, args.max_minutes)
+            result = run_ablation(
+                args.data, Path(tmp), args.slice, args.max_minutes, args.ablation_steps
+            )
         else:
             result = run_race(args.data, Path(tmp), args)
     if args.json:

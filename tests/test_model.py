@@ -228,7 +228,7 @@ def test_option_modules():
     assert swiglu_hidden(768) == 2048
     relu2 = GPT(modern(mlp="relu2")).transformer.h[0].mlp
     x = torch.tensor([-2.0, 0.5, 3.0])
-    assert torch.equal(relu2.gelu(x), torch.tensor([0.0, 0.25, 9.0]))
+    assert torch.equal(relu2.act(x), torch.tensor([0.0, 0.25, 9.0]))
 
 
 def test_logit_softcap_bounds_the_logits():

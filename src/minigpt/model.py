@@ -28,12 +28,11 @@ from torch.nn import functional as F
 from minigpt.config import ModelConfig
 
 
-def make_norm(config: ModelConfig, dim: int | None = None) -> nn.Module:
+def make_norm(config: ModelConfig) -> nn.Module:
     """LayerNorm (GPT-2) or RMSNorm, which skips the mean and the bias: cheaper, as good."""
-    dim = dim or config.n_embd
     if config.norm == "rmsnorm":
-        return nn.RMSNorm(dim, eps=1e-5)
-    return nn.LayerNorm(dim, bias=config.bias)
+        return nn.RMSNorm(config.n_embd, eps=1e-5)
+    return nn.LayerNorm(config.n_embd, bias=config.bias)
 
 
 class Rotary(nn.Module):
@@ -111,12 +110,12 @@ class MLP(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = ReLU2() if config.mlp == "relu2" else nn.GELU(approximate="tanh")
+        self.act = ReLU2() if config.mlp == "relu2" else nn.GELU(approximate="tanh")
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
 
 
 class SwiGLU(nn.Module):
