@@ -118,17 +118,19 @@ class Contestant:
             prev = (s, tok, val)
         return None
 
-    def val_at(self, seconds: float) -> float | None:
-        """Val loss at ``seconds`` of training, interpolated between evaluations."""
+    def val_at(self, seconds: float, axis: int = 1) -> float | None:
+        """Val loss at ``seconds`` of training (or at that step, ``axis=0``), interpolated
+        between evaluations; None if the run did not get that far."""
         prev = None
-        for _, s, _, val in self.curve:
-            if s >= seconds:
+        for point in self.curve:
+            x, val = point[axis], point[3]
+            if x >= seconds:
                 if prev is None:
                     return val
-                ps, pval = prev
-                return pval + (seconds - ps) / (s - ps) * (val - pval)
-            prev = (s, val)
-        return None  # did not train that long
+                px, pval = prev
+                return pval + (seconds - px) / (x - px) * (val - pval)
+            prev = (x, val)
+        return None
 
     @property
     def ms_per_step(self) -> float:
@@ -173,6 +175,9 @@ def race(contestants: list[Contestant], slice_s: float, max_minutes: float = 1e9
     while not all(c.done for c in contestants):
         if time.time() - start > max_minutes * 60:
             print(f"stopped after {max_minutes} minutes of wall time (--max-minutes)")
+            for c in contestants:
+                if c.curve[-1][0] != c.trainer.step:
+                    c.record()  # where each one got to
             return
         for c in contestants:
             c.advance(slice_s)
@@ -262,22 +267,40 @@ def run_ablation(
     fast = dict(PRESETS["cpu-fast"])
     if steps:  # a shorter run of the same recipe (the schedule follows max_iters)
         fast["max_iters"] = steps
-    cs = [contestant("cpu-fast", data, root, dict(fast, preset="cpu-fast"), evals=4)]
+    cs = [contestant("cpu-fast", data, root, dict(fast, preset="cpu-fast"), evals=5)]
     for name, change in ABLATIONS.items():
-        cs.append(contestant(name, data, root, dict(fast, preset="cpu-fast", **change), evals=4))
+        cs.append(contestant(name, data, root, dict(fast, preset="cpu-fast", **change), evals=5))
     race(cs, slice_s, max_minutes)
-    base = cs[0]
+    # Compared at the same number of steps (the end, if every run finished) and at the same
+    # training time (the shortest clock among them), so both quality and speed count.
+    steps = min(c.trainer.step for c in cs)
+    seconds = min(c.clock for c in cs)
     rows = []
-    print("\n| cpu-fast with | final val | change | ms/step | time per step vs cpu-fast |")
-    print("|---|---|---|---|---|")
     for c in cs:
-        val = c.curve[-1][3]
-        rows.append(dict(name=c.name, final_val=val, ms_per_step=c.ms_per_step, curve=c.curve))
-        print(
-            f"| {c.name} | {val:.4f} | {val - base.curve[-1][3]:+.4f} | {c.ms_per_step:.1f} | "
-            f"{c.ms_per_step / base.ms_per_step:.2f}x |"
+        at_steps = c.val_at(steps, axis=0)
+        rows.append(
+            dict(
+                name=c.name,
+                val_at_steps=at_steps,
+                val_at_time=c.val_at(seconds),
+                ms_per_step=c.ms_per_step,
+                curve=c.curve,
+            )
         )
-    return dict(rows=rows)
+    base = rows[0]
+    print(
+        f"\n| cpu-fast with | val at step {steps} | change | val at {seconds:.0f} s | change |"
+        " time per step vs cpu-fast |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['name']} | {r['val_at_steps']:.4f} | "
+            f"{r['val_at_steps'] - base['val_at_steps']:+.4f} | {r['val_at_time']:.4f} | "
+            f"{r['val_at_time'] - base['val_at_time']:+.4f} | "
+            f"{r['ms_per_step'] / base['ms_per_step']:.2f}x |"
+        )
+    return dict(steps=steps, seconds=seconds, rows=rows)
 
 
 def main() -> None:
