@@ -132,6 +132,12 @@ class Contestant:
             prev = (x, val)
         return None
 
+    def val_by(self, seconds: float) -> float | None:
+        """The val loss this run had reached by ``seconds``: a finished run keeps its last."""
+        if self.done and self.clock <= seconds:
+            return self.curve[-1][3]
+        return self.val_at(seconds)
+
     @property
     def ms_per_step(self) -> float:
         return 1000 * self.clock / max(1, self.trainer.step)
@@ -237,8 +243,8 @@ def run_race(data: str, root: Path, args: argparse.Namespace) -> dict:
             seconds_to_target=hit[0] if hit else None,
             tokens_to_target=hit[1] if hit else None,
             final_val=c.curve[-1][3],
-            val_at_budget=c.val_at(args.budget) if not c.done else c.curve[-1][3],
-            val_at_classic_end=c.val_at(classic_time) if not c.done else c.curve[-1][3],
+            val_at_budget=c.val_by(args.budget),
+            val_at_classic_end=c.val_by(classic_time),
             curve=c.curve,
         )
         rows.append(row)
