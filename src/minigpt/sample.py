@@ -9,6 +9,7 @@ samples as one batch) and ``generate_text`` (one sample as a string).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,14 @@ class TextStream:
         self.done = True
         piece, stopped = self.stops.push(self.decoder.flush())
         return piece if stopped else piece + self.stops.flush()
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+
+
+def unescape(text: str) -> str:
+    """Backslash escapes typed on a command line (\\n, \\t, \\r, \\\\) -> the characters."""
+    return re.sub(r"\\([ntr\\])", lambda m: _ESCAPES[m.group(1)], text)
 
 
 def make_generator(device: torch.device | str, seed: int | None) -> torch.Generator:
