@@ -67,12 +67,23 @@ def scripted(lines):
 def test_chat_loop_with_controls_between_turns(trained_run):
     model, tok = load_model(trained_run, device="cpu")
     out = []
-    lines = ["/temperature 0", "To be", "To be", "/history on", "To be", "", "/quit", "never"]
+    lines = [
+        "/temperature 0",
+        "To be",
+        "To be",
+        "Zebra",
+        "/history on",
+        "To be",
+        "",
+        "/quit",
+        "never",
+    ]
     chat(model, tok, SampleConfig(max_new_tokens=12), False, scripted(lines), out.append)
     text = "".join(out)
-    turns = [t for t in text.split("\n") if t and not t.startswith(("(", "minigpt"))]
+    turns = [t for t in text.split("\n") if t and not t.startswith(("(", "minigpt", "error"))]
     assert turns[0] == turns[1] and len(turns[0]) == 12  # greedy: the same continuation twice
     assert "(history on)" in text and "never" not in text
+    assert "error: text has characters the char vocabulary lacks: 'Z'" in text
 
 
 def test_ctrl_c_stops_one_answer_only(trained_run):
