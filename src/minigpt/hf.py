@@ -29,7 +29,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from minigpt.checkpoint import load_model_state
+from minigpt.checkpoint import CHECKPOINTS_DIR, STATE_FILE, load_model_state
 from minigpt.config import ModelConfig
 from minigpt.errors import MiniGPTError
 from minigpt.model import GPT
@@ -140,7 +140,8 @@ def is_hf_ref(path: str | Path | None) -> bool:
     if str(path).startswith(HF_PREFIX):
         return True
     folder = Path(path)
-    return (folder / HF_CONFIG_FILE).is_file() and not (folder / "state.json").is_file()
+    minigpt_folder = (folder / STATE_FILE).is_file() or (folder / CHECKPOINTS_DIR).is_dir()
+    return (folder / HF_CONFIG_FILE).is_file() and not minigpt_folder
 
 
 def hf_folder(ref: str | Path) -> Path:
