@@ -25,6 +25,7 @@ import numpy as np
 
 import minigpt
 from minigpt.errors import MiniGPTError
+from minigpt.hf import HF_PREFIX, load_hf_tokenizer
 from minigpt.tokenizer import CharTokenizer, Tokenizer
 
 META_FILE = "meta.json"
@@ -169,9 +170,11 @@ def prepare_dataset(
             f"corpus too small ({len(corpus)} characters) to split into train and val; add text"
         )
 
+    if isinstance(tokenizer, str) and tokenizer.startswith(HF_PREFIX):
+        tokenizer = load_hf_tokenizer(tokenizer)
     if isinstance(tokenizer, str):
         if tokenizer != "char":
-            raise MiniGPTError(f"unknown tokenizer {tokenizer!r}; choose 'char'")
+            raise MiniGPTError(f"unknown tokenizer {tokenizer!r}; choose 'char' or 'hf:DIR'")
         tokenizer = CharTokenizer.train([parts["train"], parts["val"]], unknown=unknown)
     dtype = token_dtype(tokenizer.vocab_size)
 

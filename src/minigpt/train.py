@@ -29,8 +29,10 @@ from minigpt.checkpoint import save_checkpoint as write_checkpoint
 from minigpt.config import RunConfig, save_config
 from minigpt.dataset import Dataset, batch_rng
 from minigpt.errors import MiniGPTError
+from minigpt.hf import adopt_hf_model, is_hf_ref
 from minigpt.model import GPT
 from minigpt.optim import lr_at, make_optimizer
+from minigpt.planner import auto_batch, is_out_of_memory, out_of_memory_message
 
 CONFIG_FILE = "config.toml"
 
@@ -101,6 +103,11 @@ class Trainer:
         self.data = Dataset(self.cfg.data)
         self.run_dir = Path(self.cfg.out_dir)
         self._check_run_dir(resume, force)
+        hf_init = None
+        if is_hf_ref(init_from) and not (resume and checkpoint_dirs(self.run_dir)):
+            fingerprint = self.data.meta.tokenizer.get("fingerprint")
+            hf_init = adopt_hf_model(init_from, config.model, fingerprint, self.log)
+            config.model = hf_init.config
         self._fit_vocab()
         self.data.check_block_size(config.model.block_size)
         self.tokenizer = self.data.tokenizer()
@@ -108,6 +115,12 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         self.device = resolve_device(self.cfg.device)
         self.dtype = resolve_dtype(self.cfg.dtype, self.device)
+        if self.cfg.batch_size == 0:  # --batch-size auto: the planner fits it to the device
+            self.cfg.batch_size, self.cfg.grad_accum = auto_batch(config, self.device, self.dtype)
+            self.log(
+                f"batch size auto: micro-batch {self.cfg.batch_size} x grad_accum "
+                f"{self.cfg.grad_accum} fits {self.device}"
+            )
         self.model = GPT(config.model).to(self.device)
         self.optimizer = make_optimizer(self.model, self.cfg, self.device)
         self.scaler = torch.amp.GradScaler(
@@ -118,6 +131,8 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         if resume and checkpoint_dirs(self.run_dir):
             self._restore(find_checkpoint(self.run_dir))
+        elif hf_init is not None:
+            load_model_state(self.model, hf_init.tensors)
         elif init_from is not None:
             ckpt = find_checkpoint(init_from)
             self._check_tokenizer(ckpt)
@@ -273,14 +288,26 @@ class Trainer:
         start_step = self.step
         window_start, window_steps = time.time(), 0
         train_loss = val_loss = float("nan")
+        deadline = start + cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
         try:
             while self.step < stop:
-                loss = self.train_step()
+                try:
+                    loss = self.train_step()
+                except (torch.OutOfMemoryError, RuntimeError) as e:
+                    if not is_out_of_memory(e):
+                        raise
+                    self.optimizer.zero_grad(set_to_none=True)
+                    message = out_of_memory_message(self.config, self.device, self.dtype, self.step)
+                    raise MiniGPTError(message) from None
                 if not math.isfinite(loss):
                     raise MiniGPTError(
                         f"loss became {loss} at iteration {self.step}; lower --lr "
                         f"(now {cfg.lr}) or resume from the last checkpoint"
                     )
+                out_of_time = time.time() >= deadline
+                if out_of_time:  # --max-minutes: finish like a last step (eval, checkpoint)
+                    stop = self.step
+                    self.log(f"time limit of {cfg.max_minutes:g} min reached at iteration {stop}")
                 window_steps += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
@@ -291,7 +318,7 @@ class Trainer:
                         f"| {dt * 1000:7.1f} ms/iter | {tokens_per_step / dt:9,.0f} tok/s"
                     )
                     window_start, window_steps = time.time(), 0
-                if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters:
+                if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters or out_of_time:
                     losses = self.evaluate()
                     train_loss, val_loss = losses["train"], losses["val"]
                     self.best_val_loss = min(self.best_val_loss, val_loss)

@@ -15,7 +15,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", help="text files and/or folders (searched recursively)")
     p.add_argument("--out", required=True, help="dataset folder to create")
-    p.add_argument("--tokenizer", default="char", choices=["char"], help="tokenizer kind")
+    p.add_argument(
+        "--tokenizer",
+        default="char",
+        metavar="KIND",
+        help="char, or hf:DIR for the tokenizer of a Hugging Face model folder (to fine-tune it)",
+    )
     p.add_argument("--val-fraction", type=float, default=0.1, help="share for validation (0.1)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of the inputs (utf-8)")
     p.add_argument(
