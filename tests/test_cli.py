@@ -69,6 +69,8 @@ def assert_one_line_error(code, err, pattern):
         (["train", "--n-layr", "3"], "did you mean '--n-layer'"),
         (["train", "--n-layer", "six"], "'n_layer' expects int"),
         (["sample", "nowhere"], "does not exist"),
+        (["sample", "nowhere", "--top-p", "0"], "top_p must be in (0, 1]"),
+        (["chat", "nowhere", "--temperature", "-1"], "temperature must be >= 0"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args, pattern):
@@ -89,6 +91,17 @@ def test_prompt_outside_vocabulary(tmp_path, text_file, capsys):
     assert_one_line_error(code, err, "characters the char vocabulary lacks")
 
 
+@pytest.mark.usefixtures("single_thread")
+def test_sample_controls_and_cache_flag(trained_run, capsys):
+    common = ["sample", trained_run, "--prompt", "To be", "-m", "40", "--temperature", "0"]
+    _, cached, _ = run_cli(capsys, *common)
+    _, uncached, _ = run_cli(capsys, *common, "--no-cache")
+    assert cached == uncached and cached.startswith("To be") and len(cached) == 5 + 40 + 1
+    flags = ["--top-p", "0.9", "--min-p", "0.05", "--repetition-penalty", "1.3", "--stop", "e"]
+    code, out, _ = run_cli(capsys, "sample", trained_run, "--prompt", "To", "--random", *flags)
+    assert code == 0 and out.startswith("To") and "e" not in out[2:]
+
+
 def test_help_lists_every_field_with_its_default(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -101,3 +114,30 @@ def test_console_script_runs_as_module():
         [sys.executable, "-m", "minigpt", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.startswith("minigpt ")
+
+
+def test_params_command(capsys):
+    code, out, _ = run_cli(capsys, "params", "--preset", "course-100m", "--course")
+    assert code == 0
+    assert "109,923,072" in out and "(matches)" in out
+    assert "bias True -> False" in out and "134,553,600" in out
+
+
+def test_plan_command(capsys):
+    code, out, _ = run_cli(capsys, "plan", "--preset", "course-100m", "--gpu", "T4")
+    assert code == 0
+    assert "NVIDIA T4" in out and "largest micro-batch that fits" in out
+    assert "--grad-accum" in out and "tokens/s" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["params"], "pass --vocab-size N or --data"),
+        (["plan", "--vocab-size", "100", "--gpu", "V100"], "unknown GPU 'V100'"),
+        (["plan", "--vocab-size", "100", "--mfu", "2"], "MFU must be in"),
+    ],
+)
+def test_sizing_errors_are_one_line(capsys, args, pattern):
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2 and pattern in err and len(err.strip().splitlines()) == 1

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 
-from minigpt.cli import demo, export, prepare, sample, sweep, train
+from minigpt.cli import chat, demo, export, params, plan, prepare, sample, sweep, train
 from minigpt.cli.common import Parser
 from minigpt.errors import MiniGPTError
 
-COMMANDS = [demo, prepare, train, sample, export, sweep]
+COMMANDS = [demo, prepare, train, sample, chat, export, sweep, params, plan]
 
 
 def build_parser() -> Parser:
