@@ -161,3 +161,5 @@ def test_each_option_parameter_count_matches_sizing(option):
     assert flops_per_token(config) > 6 * non_embedding_params(config)
     assert_parts_match_model(config, model)  # the `minigpt params` table, part by part
     assert f"{model.num_params():,}" in format_breakdown(config)
+    # The reconciliation with GPT-2 small walks through the options too, and adds up.
+    assert sum(d for _, d in reconcile(config)) == model.num_params() - GPT2_SMALL_PARAMS

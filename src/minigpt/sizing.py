@@ -199,8 +199,10 @@ def reconcile(config: ModelConfig, reference: ModelConfig = GPT2_SMALL) -> list[
     The steps add up exactly to ``total(config) - total(reference)``, so a figure that differs
     from a published one is explained field by field.
     """
-    fields = ("vocab_size", "block_size", "bias", "tie_embeddings", "n_layer", "n_head", "n_embd")
-    fields += ("pos", "norm", "qk_norm", "mlp")  # the modern options' shapes
+    fields = ("vocab_size", "block_size", "bias", "tie_embeddings", "n_layer", "n_embd")
+    fields += ("pos", "norm", "mlp", "qk_norm")  # the modern options' shapes
+    if config.qk_norm or reference.qk_norm:
+        fields += ("n_head",)  # QK-norm's gains are head-sized
     steps, current = [], reference
     for name in fields:
         old, new = getattr(current, name), getattr(config, name)
