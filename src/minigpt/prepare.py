@@ -50,6 +50,7 @@ from minigpt.tokenizer import (
     BPETokenizer,
     CharTokenizer,
     Tokenizer,
+    check_vocab_size,
     load_tokenizer,
 )
 
@@ -165,13 +166,39 @@ class Plan:
     files: list[Path]
     sources: SourceOptions
     clean: CleanConfig
-    split: str
-    val_fraction: float
     seed: int
     workers: int
-    shard_tokens: int
     total_bytes: int
     progress: bool
+    split: str = "documents"
+    val_fraction: float = 0.1
+    shard_tokens: int = SHARD_TOKENS
+
+
+def _plan(
+    inputs: Sequence[str | Path],
+    sources: SourceOptions,
+    clean: CleanConfig | None,
+    seed: int,
+    workers: int | None,
+    progress: bool | None,
+    quiet: bool,
+) -> Plan:
+    if sources.errors not in ("strict", "replace"):
+        raise MiniGPTError(f"--errors must be 'strict' or 'replace', not {sources.errors!r}")
+    if workers is not None and workers < 1:
+        raise MiniGPTError(f"workers must be at least 1, got {workers}")
+    files = find_inputs(inputs, sources.include, sources.exclude)
+    total = sum(p.stat().st_size for p in files)
+    return Plan(
+        files=files,
+        sources=sources,
+        clean=clean or CleanConfig(),
+        seed=seed,
+        workers=workers or (1 if total < INLINE_BYTES else default_workers()),
+        total_bytes=total,
+        progress=(not quiet and sys.stderr.isatty()) if progress is None else progress,
+    )
 
 
 def prepare_dataset(
@@ -209,30 +236,18 @@ def prepare_dataset(
         raise MiniGPTError(f"val fraction must be between 0 and 1, got {val_fraction}")
     if split not in SPLIT_MODES:
         raise MiniGPTError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_MODES)}")
-    if errors not in ("strict", "replace"):
-        raise MiniGPTError(f"--errors must be 'strict' or 'replace', not {errors!r}")
     if shard_tokens < 1:
         raise MiniGPTError(f"shard size must be at least 1 token, got {shard_tokens}")
     out = Path(out_dir)
     check_output_folder(out, force)
-    files = find_inputs(inputs, include, exclude)
     tok = _existing_tokenizer(tokenizer, unknown)
     kind = tok.kind if tok is not None else str(tokenizer)
-    total = sum(p.stat().st_size for p in files)
-    plan = Plan(
-        files=files,
-        sources=SourceOptions(include, exclude, text_field, paragraphs, encoding, errors, strict),
-        clean=clean or CleanConfig(),
-        split=split if split != "auto" else ("tail" if kind == "char" else "documents"),
-        val_fraction=val_fraction,
-        seed=seed,
-        workers=1 if total < INLINE_BYTES else (workers or default_workers()),
-        shard_tokens=shard_tokens,
-        total_bytes=total,
-        progress=(not quiet and sys.stderr.isatty()) if progress is None else progress,
-    )
-    if workers is not None:
-        plan.workers = max(1, workers)
+    if tok is None and kind == "bpe":
+        check_vocab_size(vocab_size)
+    plan = _plan(inputs, SourceOptions(include, exclude, text_field, paragraphs, encoding,
+                                       errors, strict), clean, seed, workers, progress, quiet)  # fmt: skip
+    plan.split = split if split != "auto" else ("tail" if kind == "char" else "documents")
+    plan.val_fraction, plan.shard_tokens = val_fraction, shard_tokens
     start = time.time()
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -241,8 +256,9 @@ def prepare_dataset(
         with Pool(plan.workers) as pool:
             trained_at = time.time()
             if tok is None:
-                tok, sample = _train_tokenizer(pool, plan, kind, vocab_size, unknown,
-                                               tokenizer_sample_bytes, quiet)  # fmt: skip
+                tok, sample = _train_tokenizer(
+                    pool, plan, kind, vocab_size, unknown, tokenizer_sample_bytes
+                )
             else:
                 sample = 0
             tok.save(tmp)
@@ -265,7 +281,7 @@ def prepare_dataset(
             },
             dtype=writer.dtype.name,
             splits=splits,
-            sources=source_files(files),
+            sources=source_files(plan.files),
             val_fraction=val_fraction,
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             minigpt_version=minigpt.__version__,
@@ -311,7 +327,7 @@ def _existing_tokenizer(tokenizer: str | Path | Tokenizer, unknown: str) -> Toke
     )
 
 
-def _sampled(pool: Pool, plan: Plan, limit: int, quiet: bool) -> Iterator[str]:
+def _sampled(pool: Pool, plan: Plan, limit: int) -> Iterator[str]:
     """Cleaned documents for tokenizer training: a seeded random share of about ``limit``
     bytes, drawn from the whole corpus rather than its first files."""
     estimate = sum(
@@ -335,7 +351,7 @@ def _sampled(pool: Pool, plan: Plan, limit: int, quiet: bool) -> Iterator[str]:
 
 
 def _train_tokenizer(
-    pool: Pool, plan: Plan, kind: str, vocab_size: int, unknown: str, limit: int, quiet: bool
+    pool: Pool, plan: Plan, kind: str, vocab_size: int, unknown: str, limit: int
 ) -> tuple[Tokenizer, int]:
     """Train a ``char`` or ``bpe`` tokenizer on a sample of the cleaned corpus."""
     if limit < 1:
@@ -343,7 +359,7 @@ def _train_tokenizer(
     sample = [0, 0]  # bytes, documents
 
     def texts() -> Iterator[str]:
-        for text in _sampled(pool, plan, limit, quiet):
+        for text in _sampled(pool, plan, limit):
             sample[0] += len(text.encode("utf-8"))
             sample[1] += 1
             yield text
@@ -358,8 +374,6 @@ def _train_tokenizer(
             raise _empty_corpus(plan)
         tok = CharTokenizer(sorted(seen), unknown=unknown)
     else:
-        if vocab_size < 257:  # fail before reading anything
-            BPETokenizer.train([], vocab_size)
         tok = BPETokenizer.train(texts(), vocab_size, show_progress=plan.progress)
         if sample[0] == 0:
             raise _empty_corpus(plan)
@@ -367,6 +381,43 @@ def _train_tokenizer(
 
 
 SEPARATOR = "\n\n"
+
+
+def train_tokenizer(
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    kind: str = "bpe",
+    vocab_size: int = 32000,
+    sample_bytes: int = TOKENIZER_SAMPLE_BYTES,
+    unknown: str = "error",
+    sources: SourceOptions | None = None,
+    clean: CleanConfig | None = None,
+    seed: int = 1337,
+    workers: int | None = None,
+    progress: bool | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Train a tokenizer on cleaned text from ``inputs`` and save it, for reuse with
+    ``prepare --tokenizer PATH``. ``out`` is a ``.json`` file or a folder; returns the file."""
+    if kind not in ("bpe", "char"):
+        raise MiniGPTError(f"can only train 'bpe' or 'char' tokenizers, not {kind!r}")
+    if kind == "bpe":
+        check_vocab_size(vocab_size)
+    plan = _plan(inputs, sources or SourceOptions(), clean, seed, workers, progress, quiet)
+    with Pool(plan.workers) as pool:
+        tok, sample = _train_tokenizer(pool, plan, kind, vocab_size, unknown, sample_bytes)
+    path = Path(out)
+    folder = path.parent if path.suffix == ".json" else path
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = tok.save(folder)
+    if path.suffix == ".json" and saved != path:
+        saved = saved.replace(path)
+    if not quiet:
+        print(
+            f"trained {tok.kind} tokenizer, vocab {tok.vocab_size:,}, on {sample:,} bytes: {saved}"
+        )
+    return saved
 
 
 def _empty_corpus(plan: Plan) -> MiniGPTError:

@@ -53,6 +53,10 @@ class Tokenizer(ABC):
         """Encode to a numpy array of ids (subclasses override for speed)."""
         return np.asarray(self.encode(text), dtype=np.int64)
 
+    def pieces(self, text: str) -> list[str]:
+        """The text each token of ``text`` stands for (to see how a tokenizer splits text)."""
+        return [self.decode([i]) for i in self.encode(text)]
+
     @abstractmethod
     def to_json(self) -> dict: ...
 
@@ -71,6 +75,29 @@ class Tokenizer(ABC):
 
         blob = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False).encode("utf-8")
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def inspect_text(tok: Tokenizer, text: str) -> str:
+    """How ``tok`` splits ``text``: the pieces between bars, their ids, and the counts."""
+    ids = tok.encode(text)
+    pieces = tok.pieces(text)
+    shown = "|".join(p.replace("\n", "\\n").replace("\t", "\\t") for p in pieces)
+    nbytes = len(text.encode("utf-8"))
+    return (
+        f"{len(text)} characters, {nbytes} bytes -> {len(ids)} tokens "
+        f"({nbytes / max(1, len(ids)):.2f} bytes/token)\n"
+        f"pieces: |{shown}|\n"
+        f"ids: {' '.join(map(str, ids))}"
+    )
+
+
+def describe_tokenizer(tok: Tokenizer) -> str:
+    """One line: kind, vocabulary size, special tokens."""
+    special = ", ".join(f"{k}={v}" for k, v in tok.special_tokens.items()) or "none"
+    extra = ""
+    if isinstance(tok, BPETokenizer):
+        extra = f", encoder {'tiktoken' if tok.fast else 'tokenizers'}"
+    return f"{tok.kind} tokenizer, vocab {tok.vocab_size:,}, special tokens: {special}{extra}"
 
 
 def describe_chars(chars: Iterable[str], limit: int = 10) -> str:
@@ -177,6 +204,16 @@ def _byte_decoder() -> dict[str, int]:
     return {c: b for b, c in chars.items()}
 
 
+def check_vocab_size(vocab_size: int) -> None:
+    """Byte-level BPE needs a token for each byte, plus the end-of-document token."""
+    smallest = BYTE_ALPHABET + 1
+    if vocab_size < smallest:
+        raise MiniGPTError(
+            f"vocab size {vocab_size} is too small: byte-level BPE needs {BYTE_ALPHABET} "
+            f"byte tokens plus the {EOT} token; use at least {smallest} (e.g. 32000)"
+        )
+
+
 class BPETokenizer(Tokenizer):
     """Byte-level BPE (as in GPT-2), stored as a Hugging Face ``tokenizers`` file.
 
@@ -216,12 +253,7 @@ class BPETokenizer(Tokenizer):
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
 
-        smallest = BYTE_ALPHABET + 1
-        if vocab_size < smallest:
-            raise MiniGPTError(
-                f"vocab size {vocab_size} is too small: byte-level BPE needs {BYTE_ALPHABET} "
-                f"byte tokens plus the {EOT} token; use at least {smallest} (e.g. 32000)"
-            )
+        check_vocab_size(vocab_size)
         hf = HFTokenizer(models.BPE())
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         hf.decoder = decoders.ByteLevel()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 
-from minigpt.cli import demo, prepare, sample, train
+from minigpt.cli import demo, prepare, sample, tokenizer, train
 from minigpt.cli.common import Parser
 from minigpt.errors import MiniGPTError
 
-COMMANDS = [demo, prepare, train, sample]
+COMMANDS = [demo, prepare, train, sample, tokenizer]
 
 
 def build_parser() -> Parser:
