@@ -563,6 +563,7 @@ class _Writer:
         k = bisect.bisect_right(tokens, keep)
         start = tokens[k - 1] if k else 0
         text = self.tok.decode(train.read(start, keep).tolist()) if keep > start else ""
+        text = text.rstrip("\ufffd")  # a character cut in two counts in val
         c = (chars[k - 1] if k else 0) + len(text)
         b = (nbytes[k - 1] if k else 0) + len(text.encode("utf-8"))
         whole = self.stats["train"]

@@ -334,7 +334,8 @@ def read_pieces(
                     f"{path} looks binary (it holds NUL bytes); remove it from the inputs, "
                     "or leave out --strict to skip such files with a warning"
                 )
-            opts.skipped.append(str(path))
+            if str(path) not in opts.skipped:
+                opts.skipped.append(str(path))
             advance(path.stat().st_size)
             continue
         with open_binary(path, compression, advance) as stream:
