@@ -13,12 +13,16 @@ encodes ``--encode-mb`` of other text three ways, side by side in one run, takin
   core), the path ``minigpt prepare`` runs.
 
 It checks that all three give identical ids, and prints a markdown table for BENCHMARKS.md.
+Besides wall-clock MB/s it reports MB per CPU second (threads and worker processes
+included), which contention on a shared machine barely changes; twice that is what two free
+cores would reach with perfect scaling.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
 
 import numpy as np
@@ -30,10 +34,19 @@ from minigpt.sources import Piece
 from minigpt.tokenizer import BPETokenizer
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) and of its finished child processes."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def timed(fn):
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     result = fn()
-    return result, time.perf_counter() - start
+    return result, time.perf_counter() - start, cpu_seconds() - cpu
 
 
 def main() -> None:
@@ -79,11 +92,13 @@ def main() -> None:
         f"prepare workers ({workers} processes, clean + encode)": prepare_path(CleanConfig()),
     }
     best = {name: float("inf") for name in paths}
+    cpu = {name: float("inf") for name in paths}
     results = {}
     for _ in range(args.rounds):
         for name, fn in paths.items():
-            results[name], seconds = timed(fn)
+            results[name], seconds, cpu_s = timed(fn)
             best[name] = min(best[name], seconds)
+            cpu[name] = min(cpu[name], cpu_s)
     reference = results["tokenizers encode_batch"]
     identical = results["tiktoken (minigpt BPETokenizer)"] == reference
     flat = np.concatenate([np.asarray(r, dtype=np.uint16) for r in reference])
@@ -95,10 +110,16 @@ def main() -> None:
     print(f"Machine: {os.cpu_count()} cores (shared), {workers} workers; corpus: synthetic "
           f"English prose, verse and code (benchmarks/corpus.py)")  # fmt: skip
     print()
-    print(f"| BPE encoding, vocab {tok.vocab_size}, {mb:.1f} MB | seconds | MB/s | vs tokenizers |")
-    print("| --- | --- | --- | --- |")
+    print(
+        f"| BPE encoding, vocab {tok.vocab_size}, {mb:.1f} MB | seconds | MB/s | vs tokenizers "
+        "| CPU seconds | MB per CPU second | x2 cores |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, seconds in best.items():
-        print(f"| {name} | {seconds:.2f} | {mb / seconds:.2f} | {mb / seconds / base:.2f}x |")
+        print(
+            f"| {name} | {seconds:.2f} | {mb / seconds:.2f} | {mb / seconds / base:.2f}x "
+            f"| {cpu[name]:.1f} | {mb / cpu[name]:.2f} | {2 * mb / cpu[name]:.1f} |"
+        )
     print()
     print(
         f"ids identical (tokenizers, tiktoken, prepare workers encode only) on all {len(docs)} "

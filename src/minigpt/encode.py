@@ -93,6 +93,13 @@ def batches(pieces: Iterable[Piece], chars: int = BATCH_CHARS) -> Iterator[list[
         yield batch
 
 
+def _ignore_interrupts() -> None:
+    """Ctrl-C is the main process's to handle: it cancels the work and cleans up."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def default_workers() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -109,7 +116,9 @@ class Pool:
         if self.workers > 1:
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            self.executor = ProcessPoolExecutor(self.workers, mp_context=context)
+            self.executor = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_ignore_interrupts
+            )
 
     def map(
         self,

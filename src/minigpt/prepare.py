@@ -244,8 +244,8 @@ def prepare_dataset(
     kind = tok.kind if tok is not None else str(tokenizer)
     if tok is None and kind == "bpe":
         check_vocab_size(vocab_size)
-    plan = _plan(inputs, SourceOptions(include, exclude, text_field, paragraphs, encoding,
-                                       errors, strict), clean, seed, workers, progress, quiet)  # fmt: skip
+    sources = SourceOptions(include, exclude, text_field, paragraphs, encoding, errors, strict)
+    plan = _plan(inputs, sources, clean, seed, workers, progress, quiet)
     plan.split = split if split != "auto" else ("tail" if kind == "char" else "documents")
     plan.val_fraction, plan.shard_tokens = val_fraction, shard_tokens
     start = time.time()
