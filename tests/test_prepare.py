@@ -371,3 +371,17 @@ def test_long_documents_in_pieces_encode_like_whole_ones(tmp_path, monkeypatch):
                          split="tail", quiet=True)  # fmt: skip
     ids = np.concatenate([read_split(ds, "train"), read_split(ds, "val")])
     assert ids.tolist() == tok.encode(text)
+
+
+def test_train_tokenizer_to_a_file_or_folder(tmp_path, text_file):
+    from minigpt.prepare import train_tokenizer
+
+    (tmp_path / "tokenizer.json").write_text("not mine")
+    path = train_tokenizer([text_file], tmp_path / "mine.json", vocab_size=300, quiet=True)
+    assert path == tmp_path / "mine.json" and load_tokenizer(path).vocab_size == 300
+    assert (tmp_path / "tokenizer.json").read_text() == "not mine"
+    chars = train_tokenizer([text_file], tmp_path / "chars", kind="char", quiet=True)
+    assert chars == tmp_path / "chars" / "tokenizer.json"
+    assert set(load_tokenizer(chars).chars) == set(text_file.read_text())
+    with pytest.raises(MiniGPTError, match="can only train 'bpe' or 'char'"):
+        train_tokenizer([text_file], tmp_path / "x", kind="gpt2")

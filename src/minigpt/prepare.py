@@ -408,11 +408,8 @@ def train_tokenizer(
     with Pool(plan.workers) as pool:
         tok, sample = _train_tokenizer(pool, plan, kind, vocab_size, unknown, sample_bytes)
     path = Path(out)
-    folder = path.parent if path.suffix == ".json" else path
-    folder.mkdir(parents=True, exist_ok=True)
-    saved = tok.save(folder)
-    if path.suffix == ".json" and saved != path:
-        saved = saved.replace(path)
+    (path.parent if path.suffix == ".json" else path).mkdir(parents=True, exist_ok=True)
+    saved = tok.save(path)
     if not quiet:
         print(
             f"trained {tok.kind} tokenizer, vocab {tok.vocab_size:,}, on {sample:,} bytes: {saved}"

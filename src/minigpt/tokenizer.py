@@ -65,7 +65,10 @@ class Tokenizer(ABC):
     def from_json(cls, data: dict) -> Tokenizer: ...
 
     def save(self, folder: str | Path) -> Path:
-        path = Path(folder) / TOKENIZER_FILE
+        """Write ``folder/tokenizer.json`` (or the file itself, for a path ending in .json)."""
+        path = Path(folder)
+        if path.suffix != ".json":
+            path = path / TOKENIZER_FILE
         path.write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")
         return path
 
