@@ -322,7 +322,7 @@ def test_report_is_printed(tmp_path, text_file, capsys):
         (dict(tokenizer="bpe", vocab_size=100), "vocab size 100 is too small"),
         (dict(tokenizer="bpe", vocab_size=50000), "more than this text can teach"),
         (dict(tokenizer="wordpiece"), "unknown tokenizer 'wordpiece'; choose char, bpe or gpt2"),
-        (dict(tokenizer="bpe", vocab_size=300, val_fraction=0.01), "val split got no documents"),
+        (dict(tokenizer="bpe", vocab_size=300, split="documents"), "val split got no documents"),
         (dict(split="random"), "unknown split 'random'"),
     ],
 )
@@ -385,3 +385,14 @@ def test_train_tokenizer_to_a_file_or_folder(tmp_path, text_file):
     assert set(load_tokenizer(chars).chars) == set(text_file.read_text())
     with pytest.raises(MiniGPTError, match="can only train 'bpe' or 'char'"):
         train_tokenizer([text_file], tmp_path / "x", kind="gpt2")
+
+
+def test_auto_split_falls_back_to_the_tail_for_too_few_documents(tmp_path, text_file):
+    ds = prepare_dataset([text_file], tmp_path / "ds", tokenizer="bpe", vocab_size=300, quiet=True)
+    meta = json.loads((ds / "meta.json").read_text())
+    assert meta["report"]["split"] == "tail"
+    tok = load_tokenizer(ds)
+    train, val = (tok.decode(read_split(ds, s).tolist()) for s in ("train", "val"))
+    assert train + val == SMALL_TEXT
+    assert meta["splits"]["train"]["chars"] + meta["splits"]["val"]["chars"] == len(SMALL_TEXT)
+    assert meta["splits"]["val"]["documents"] == meta["splits"]["train"]["documents"] == 1

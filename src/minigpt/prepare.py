@@ -171,6 +171,7 @@ class Plan:
     total_bytes: int
     progress: bool
     split: str = "documents"
+    auto_split: bool = False  # documents, or tail when val would get no document
     val_fraction: float = 0.1
     shard_tokens: int = SHARD_TOKENS
 
@@ -247,6 +248,7 @@ def prepare_dataset(
     sources = SourceOptions(include, exclude, text_field, paragraphs, encoding, errors, strict)
     plan = _plan(inputs, sources, clean, seed, workers, progress, quiet)
     plan.split = split if split != "auto" else ("tail" if kind == "char" else "documents")
+    plan.auto_split = split == "auto"
     plan.val_fraction, plan.shard_tokens = val_fraction, shard_tokens
     start = time.time()
     tmp = out.with_name(f".{out.name}.tmp")
@@ -455,7 +457,8 @@ class _Writer:
         self.skip = False  # inside a dropped multi-piece document
         self.current = "train"
         self.offset = random.Random(plan.seed).random()
-        # tail split: where each piece and document ends, to count chars/documents per split
+        # where each train piece and document ends, to count chars and documents per split
+        # when the tail of the stream becomes val
         self.piece_ends = [array("q"), array("q"), array("q")]  # tokens, chars, bytes
         self.doc_starts, self.doc_ends = array("q"), array("q")
 
@@ -504,7 +507,7 @@ class _Writer:
             stats = self.stats[self.current]
             stats["chars"] += batch.chars[i]
             stats["bytes"] += batch.nbytes[i]
-            if self.plan.split == "tail":
+            if self.current == "train":
                 self._record_piece(piece.last)
         if kept:
             self.token_counts += np.bincount(
@@ -519,11 +522,11 @@ class _Writer:
             self.shards[split].write(self.sep)
             stats["chars"] += self.sep_chars
             stats["bytes"] += self.sep_chars
-            if self.plan.split == "tail":
+            if split == "train":
                 self._record_piece(False)
         stats["documents"] += 1
         self.kept += 1
-        if self.plan.split == "tail":
+        if split == "train":
             self.doc_starts.append(self.shards["train"].tokens)
 
     def _record_piece(self, last: bool) -> None:
@@ -538,6 +541,9 @@ class _Writer:
     def finish(self) -> tuple[dict[str, SplitInfo], dict]:
         if self.kept == 0:
             raise _empty_corpus(self.plan)
+        if self.plan.auto_split and self.stats.get("val", {}).get("documents", 1) == 0:
+            self.plan.split = "tail"  # too few documents: every one went to train
+            self.stats = {"train": self.stats["train"]}
         if self.plan.split == "tail":
             self._split_tail()
         splits = {}
