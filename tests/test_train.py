@@ -108,3 +108,20 @@ def test_gradient_accumulation_matches_a_bigger_batch(tiny_config, tmp_path):
         (model(x, y)[1] / 2).backward()
     for n, p in model.named_parameters():
         assert torch.allclose(p.grad, expected[n], atol=1e-6), n
+
+
+def test_max_minutes_stops_on_the_clock_with_an_eval_and_a_checkpoint(tiny_config, tmp_path):
+    result = train(tiny_config(max_iters=100_000, max_minutes=1e-6))
+    assert result.iterations == 1 and result.history == [{"iter": 1, **result.history[0]}]
+    assert [p.name for p in checkpoint_dirs(tmp_path / "run")] == ["ckpt-0000001"]
+
+
+def test_an_exception_from_a_callback_stops_training_and_propagates(tiny_config):
+    class Stop(Exception):
+        pass
+
+    def stop_at_first_eval(trainer, record):
+        raise Stop(record["iter"])
+
+    with pytest.raises(Stop, match="2"):  # how sweep pruning (optuna.TrialPruned) works
+        train(tiny_config(eval_interval=2), callbacks=[stop_at_first_eval])

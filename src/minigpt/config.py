@@ -59,6 +59,7 @@ class TrainConfig:
     batch_size: int = _field(12, "micro-batch size (sequences per forward pass)")
     grad_accum: int = _field(1, "micro-batches accumulated per optimizer step")
     max_iters: int = _field(5000, "optimizer steps to train for")
+    max_minutes: float = _field(0.0, "stop after this many minutes of training (0: no limit)")
     lr: float = _field(6e-4, "peak learning rate")
     min_lr_ratio: float = _field(0.1, "final learning rate as a fraction of the peak")
     warmup_iters: int = _field(100, "linear warm-up steps")
@@ -312,6 +313,8 @@ def validate(config: RunConfig) -> None:
     for name in ("warmup_iters", "lr_decay_iters"):
         if getattr(t, name) < 0:
             raise MiniGPTError(f"{name} must be >= 0, got {getattr(t, name)}")
+    if not (t.max_minutes >= 0 and math.isfinite(t.max_minutes)):
+        raise MiniGPTError(f"max_minutes must be >= 0 (0: no limit), got {t.max_minutes}")
     for name in ("weight_decay", "grad_clip"):
         if getattr(t, name) < 0:
             raise MiniGPTError(f"{name} must be >= 0, got {getattr(t, name)}")

@@ -42,6 +42,7 @@ import minigpt
 from minigpt.clean import CleanConfig
 from minigpt.encode import Batch, Pool, batches, default_workers
 from minigpt.errors import MiniGPTError
+from minigpt.hf import HF_PREFIX, load_hf_tokenizer
 from minigpt.shards import SHARD_TOKENS, ShardWriter
 from minigpt.sources import SourceOptions, find_inputs, read_pieces
 from minigpt.tokenizer import (
@@ -230,7 +231,8 @@ def prepare_dataset(
     """Read, clean and tokenize ``inputs`` (files or folders) into the dataset ``out_dir``.
 
     ``tokenizer`` is a kind to train (``char``, ``bpe``; ``gpt2`` is fixed), a path to an
-    existing ``tokenizer.json`` (or a folder holding one), or a Tokenizer. See the module
+    existing ``tokenizer.json`` (or a folder holding one), ``hf:DIR`` (a Hugging Face model
+    folder's tokenizer), or a Tokenizer. See the module
     docstring for the splits. Returns the dataset folder.
     """
     if not 0.0 < val_fraction < 1.0:
@@ -313,6 +315,8 @@ def _existing_tokenizer(tokenizer: str | Path | Tokenizer, unknown: str) -> Toke
     """The tokenizer to reuse, or None when one of kind ``tokenizer`` must be trained."""
     if isinstance(tokenizer, Tokenizer):
         return tokenizer
+    if str(tokenizer).startswith(HF_PREFIX):
+        return load_hf_tokenizer(str(tokenizer))
     if str(tokenizer) == "gpt2":
         return TOKENIZERS["gpt2"].from_json({"kind": "gpt2"})
     if str(tokenizer) in ("char", "bpe"):
@@ -325,7 +329,7 @@ def _existing_tokenizer(tokenizer: str | Path | Tokenizer, unknown: str) -> Toke
         return tok
     raise MiniGPTError(
         f"unknown tokenizer {str(tokenizer)!r}; choose char, bpe or gpt2, or give the path "
-        "of an existing tokenizer.json"
+        "of an existing tokenizer.json (or hf:DIR)"
     )
 
 

@@ -10,13 +10,17 @@ import torch
 from minigpt.checkpoint import find_checkpoint, load_model_state
 from minigpt.config import config_from_dict
 from minigpt.errors import MiniGPTError
+from minigpt.hf import is_hf_ref, load_hf_model
 from minigpt.model import GPT, sample_next
 from minigpt.tokenizer import Tokenizer
 from minigpt.train import resolve_device
 
 
 def load_model(path: str | Path, device: str = "auto") -> tuple[GPT, Tokenizer]:
-    """The model (in eval mode) and tokenizer of a run folder or checkpoint folder."""
+    """The model (in eval mode) and tokenizer of a run, checkpoint or Hugging Face folder."""
+    if is_hf_ref(path):
+        model, tokenizer = load_hf_model(path)
+        return model.to(resolve_device(device)), tokenizer
     ckpt = find_checkpoint(path)
     config = config_from_dict(ckpt.state["config"])
     model = GPT(config.model)

@@ -279,8 +279,13 @@ def _field(record: object, path: Path, lineno: int, name: str) -> str:
 def _parquet_pieces(
     path: Path, compression: str | None, opts: SourceOptions, advance: Callable[[int], None]
 ) -> Iterator[Piece]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MiniGPTError(
+            f"reading {path} needs pyarrow; pip install 'minigpt[parquet]'"
+        ) from None
 
     size = path.stat().st_size
     if compression:

@@ -29,6 +29,7 @@ from minigpt.checkpoint import save_checkpoint as write_checkpoint
 from minigpt.config import RunConfig, save_config
 from minigpt.dataset import Dataset, batch_rng
 from minigpt.errors import MiniGPTError
+from minigpt.hf import adopt_hf_model, is_hf_ref
 from minigpt.model import GPT
 from minigpt.optim import lr_at, make_optimizer
 
@@ -101,6 +102,11 @@ class Trainer:
         self.data = Dataset(self.cfg.data)
         self.run_dir = Path(self.cfg.out_dir)
         self._check_run_dir(resume, force)
+        hf_init = None
+        if is_hf_ref(init_from) and not (resume and checkpoint_dirs(self.run_dir)):
+            fingerprint = self.data.meta.tokenizer.get("fingerprint")
+            hf_init = adopt_hf_model(init_from, config.model, fingerprint, self.log)
+            config.model = hf_init.config
         self._fit_vocab()
         self.data.check_block_size(config.model.block_size)
         self.tokenizer = self.data.tokenizer()
@@ -118,6 +124,8 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         if resume and checkpoint_dirs(self.run_dir):
             self._restore(find_checkpoint(self.run_dir))
+        elif hf_init is not None:
+            load_model_state(self.model, hf_init.tensors)
         elif init_from is not None:
             ckpt = find_checkpoint(init_from)
             self._check_tokenizer(ckpt)
@@ -273,6 +281,7 @@ class Trainer:
         start_step = self.step
         window_start, window_steps = time.time(), 0
         train_loss = val_loss = float("nan")
+        deadline = start + cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
         try:
             while self.step < stop:
                 loss = self.train_step()
@@ -281,6 +290,10 @@ class Trainer:
                         f"loss became {loss} at iteration {self.step}; lower --lr "
                         f"(now {cfg.lr}) or resume from the last checkpoint"
                     )
+                out_of_time = time.time() >= deadline
+                if out_of_time:  # --max-minutes: finish like a last step (eval, checkpoint)
+                    stop = self.step
+                    self.log(f"time limit of {cfg.max_minutes:g} min reached at iteration {stop}")
                 window_steps += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
@@ -291,7 +304,7 @@ class Trainer:
                         f"| {dt * 1000:7.1f} ms/iter | {tokens_per_step / dt:9,.0f} tok/s"
                     )
                     window_start, window_steps = time.time(), 0
-                if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters:
+                if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters or out_of_time:
                     losses = self.evaluate()
                     train_loss, val_loss = losses["train"], losses["val"]
                     self.best_val_loss = min(self.best_val_loss, val_loss)

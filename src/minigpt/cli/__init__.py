@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 
-from minigpt.cli import demo, prepare, sample, tokenizer, train
+from minigpt.cli import demo, export, prepare, sample, sweep, tokenizer, train
 from minigpt.cli.common import Parser
 from minigpt.errors import MiniGPTError
 
-COMMANDS = [demo, prepare, train, sample, tokenizer]
+COMMANDS = [demo, prepare, train, sample, export, sweep, tokenizer]
 
 
 def build_parser() -> Parser:

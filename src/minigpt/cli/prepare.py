@@ -91,7 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tokenizer",
         default="char",
         metavar="KIND_OR_PATH",
-        help="char, bpe (trained here), gpt2, or the path of a tokenizer.json to reuse (char)",
+        help="char, bpe (trained here), gpt2, the path of a tokenizer.json to reuse, or hf:DIR "
+        "for the tokenizer of a Hugging Face model folder (to fine-tune it) (char)",
     )
     p.add_argument("--vocab-size", type=int, default=32000, help="bpe vocabulary size (32000)")
     p.add_argument(

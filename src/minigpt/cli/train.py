@@ -19,7 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_arguments(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out-dir")
     p.add_argument("--force", action="store_true", help="start over in a folder that holds a run")
-    p.add_argument("--init-from", metavar="CKPT", help="start from another run's weights")
+    p.add_argument(
+        "--init-from",
+        metavar="CKPT",
+        help="start from another run's weights, or from a Hugging Face GPT-2 folder: hf:DIR",
+    )
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.set_defaults(func=run)
 

@@ -1,0 +1,205 @@
+"""minigpt <-> transformers' GPT2LMHeadModel: weight mapping, import, tokenizers, refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from minigpt.checkpoint import model_state
+from minigpt.config import ModelConfig
+from minigpt.errors import MiniGPTError
+from minigpt.hf import (
+    char_tokenizer_from_json,
+    char_tokenizer_json,
+    from_hf_tensors,
+    hf_architecture,
+    load_hf,
+    load_hf_model,
+    load_hf_tokenizer,
+    model_config_from_hf,
+    to_hf_tensors,
+)
+from minigpt.model import GPT
+from minigpt.tokenizer import CharTokenizer
+from tests.conftest import SMALL_TEXT
+from tests.hf_helpers import (
+    bpe_kind,
+    gpt2_folder,
+    hf_model,
+    random_ids,
+    randomize,
+    tokenizers,
+    transformers,
+)
+
+__all__ = ["bpe_kind"]  # a fixture, used by name
+
+SHAPES = [
+    pytest.param(True, True, id="bias-tied"),
+    pytest.param(False, True, id="nobias-tied"),
+    pytest.param(True, False, id="bias-untied"),
+    pytest.param(False, False, id="nobias-untied"),
+]
+
+
+def tiny_gpt(bias: bool, tie: bool, seed: int = 0) -> GPT:
+    config = ModelConfig(
+        vocab_size=37, block_size=24, n_layer=2, n_head=4, n_embd=32, bias=bias, tie_embeddings=tie
+    )
+    model = GPT(config)
+    randomize(model, seed)
+    return model.eval()
+
+
+@pytest.mark.parametrize(("bias", "tie"), SHAPES)
+def test_transformers_computes_minigpts_logits(bias, tie):
+    ours = tiny_gpt(bias, tie)
+    arch = hf_architecture(ours.config)
+    theirs = transformers.GPT2LMHeadModel(transformers.GPT2Config(**arch)).eval()
+    hf_state = to_hf_tensors(model_state(ours), ours.config)
+    missing, unexpected = theirs.load_state_dict(hf_state, strict=False)
+    # A tied head is stored once, as wte; nothing else may be left out.
+    assert missing == ([] if not tie else ["lm_head.weight"]) and unexpected == []
+    assert theirs.transformer.h[0].attn.c_attn.weight.shape == (32, 96)  # Conv1D: (in, out)
+    if tie:
+        theirs.tie_weights()
+    ids = random_ids(37, 24)
+    with torch.no_grad():
+        diff = (ours(ids)[0] - theirs(input_ids=ids).logits).abs().max().item()
+    assert diff < 1e-4
+
+
+@pytest.mark.parametrize(("bias", "tie"), SHAPES)
+def test_weights_round_trip_exactly(bias, tie):
+    ours = tiny_gpt(bias, tie, seed=3)
+    state = model_state(ours)
+    hf_state = to_hf_tensors(state, ours.config)
+    if not bias:  # GPT-2 always has biases: zeros stand in for minigpt's absent ones
+        assert hf_state["transformer.h.1.mlp.c_fc.bias"].shape == (128,)
+        assert not hf_state["transformer.ln_f.bias"].any()
+    assert ("lm_head.weight" in hf_state) is not tie
+    config = model_config_from_hf(hf_architecture(ours.config))
+    assert config == ours.config
+    back = from_hf_tensors(hf_state, config)
+    assert back.keys() == state.keys()
+    assert all(torch.equal(back[k], state[k]) for k in state)
+
+
+def test_options_gpt2_cannot_express_are_refused_by_name():
+    @dataclasses.dataclass
+    class Modern(ModelConfig):  # how later model options slot in
+        rope: bool = False
+        softcap: float = 0.0
+
+    assert hf_architecture(Modern(vocab_size=10))["model_type"] == "gpt2"
+    with pytest.raises(MiniGPTError, match=r"rope=True, softcap=30\.0"):
+        hf_architecture(Modern(vocab_size=10, rope=True, softcap=30.0))
+
+
+@pytest.mark.parametrize(
+    ("tie", "layout"),
+    [(True, "save_pretrained"), (False, "save_pretrained"), (True, "legacy"), (False, "shards")],
+)
+def test_import_a_transformers_model(tmp_path, bpe_kind, tie, layout):
+    folder = gpt2_folder(
+        tmp_path / "gpt2", SMALL_TEXT, tie=tie, legacy=layout == "legacy", shards=layout == "shards"
+    )
+    if layout == "shards":
+        assert len(list(folder.glob("model-*.safetensors"))) > 1
+    ours, tokenizer = load_hf_model(folder)
+    assert ours.config.tie_embeddings is tie and ours.config.block_size == 64
+    ids = random_ids(ours.config.vocab_size, 64)
+    with torch.no_grad():
+        diff = (ours(ids)[0] - hf_model(folder)(input_ids=ids).logits).abs().max().item()
+    assert diff < 1e-4
+    assert tokenizer.decode(tokenizer.encode("To be, or not")) == "To be, or not"
+    assert tokenizer.eot_id == tokenizer.special_tokens["<|endoftext|>"]
+
+
+def test_shorter_block_size_keeps_the_first_positions(tmp_path, bpe_kind):
+    folder = gpt2_folder(tmp_path / "gpt2", SMALL_TEXT)
+    full, short = load_hf(folder), load_hf(f"hf:{folder}", block_size=16)
+    assert short.config.block_size == 16
+    wpe = "transformer.wpe.weight"
+    assert torch.equal(short.tensors[wpe], full.tensors[wpe][:16])
+
+
+@pytest.mark.parametrize("unknown", ["error", "unk"])
+def test_char_tokenizer_as_tokenizers_file(unknown):
+    tok = CharTokenizer.train(["héllo wörld\n\t😀 <>"], unknown=unknown)
+    data = char_tokenizer_json(tok)
+    lib = tokenizers.Tokenizer.from_str(json.dumps(data))
+    text = "wörld 😀\n\théllo  <>"
+    assert lib.encode(text).ids == tok.encode(text)
+    assert lib.decode(tok.encode(text)) == text
+    back = char_tokenizer_from_json(data)
+    assert back.fingerprint() == tok.fingerprint()
+
+
+def test_tokenizers_bpe_file_is_not_mistaken_for_char(tmp_path, bpe_kind):
+    folder = gpt2_folder(tmp_path / "gpt2", SMALL_TEXT)
+    data = json.loads((folder / "tokenizer.json").read_text())
+    assert char_tokenizer_from_json(data) is None
+
+
+def write_config(folder, **changes):
+    folder.mkdir(exist_ok=True)
+    config = {
+        **hf_architecture(ModelConfig(vocab_size=10, n_layer=1, n_head=2, n_embd=8)),
+        **changes,
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("changes", "pattern"),
+    [
+        ({"model_type": "llama"}, "is a 'llama' model; minigpt imports only the GPT-2 family"),
+        ({"activation_function": "relu"}, "activation_function='relu'"),
+        ({"n_inner": 100}, "n_inner=100"),
+        ({"scale_attn_by_inverse_layer_idx": True}, "scale_attn_by_inverse_layer_idx=True"),
+        ({}, "holds no model.safetensors"),
+    ],
+)
+def test_import_refuses_what_it_cannot_run(tmp_path, changes, pattern):
+    folder = write_config(tmp_path / "m", **changes)
+    with pytest.raises(MiniGPTError, match=pattern):
+        load_hf(folder)
+
+
+def test_import_refuses_pickles_and_missing_folders(tmp_path):
+    folder = write_config(tmp_path / "m")
+    (folder / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(MiniGPTError, match="pickle, which minigpt never loads"):
+        load_hf(folder)
+    with pytest.raises(MiniGPTError, match="no such folder; minigpt never downloads"):
+        load_hf("hf:gpt2")
+
+
+def test_import_refuses_weights_that_do_not_fit(tmp_path, bpe_kind):
+    folder = gpt2_folder(tmp_path / "gpt2", SMALL_TEXT)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "n_layer": 3}))
+    with pytest.raises(MiniGPTError, match=r"do not fit its config.json \(missing"):
+        load_hf(folder)
+
+
+def test_tokenizer_from_vocab_and_merges_files(tmp_path, bpe_kind):
+    """Older GPT-2 folders have vocab.json and merges.txt instead of tokenizer.json."""
+    folder = gpt2_folder(tmp_path / "gpt2", SMALL_TEXT)
+    original = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+    original.model.save(str(folder))
+    (folder / "tokenizer.json").unlink()
+    eot = {"eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>"}
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "GPT2Tokenizer", **eot})
+    )
+    tok = load_hf_tokenizer(f"hf:{folder}")
+    text = "To be, or not to be: ə 😀"
+    assert tok.encode(text) == original.encode(text).ids
+    assert tok.decode(tok.encode(text)) == text
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
