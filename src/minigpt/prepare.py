@@ -16,7 +16,8 @@ training first learns from a sample of the cleaned documents.
 Splits: ``documents`` puts whole documents in val, one in every ``1 / val_fraction`` from a
 seeded offset, deterministically. ``tail`` is the classic char-level split: the last
 ``val_fraction`` of the token stream (of the characters, for ``char``). ``auto`` (the default)
-is ``tail`` for ``char`` and ``documents`` otherwise.
+is ``tail`` for ``char`` and ``documents`` otherwise, falling back to ``tail`` when there are
+too few documents for val to get one.
 
 The folder is written under a temporary name and renamed at the end, so an interrupted prepare
 never leaves something that looks like a complete dataset.

@@ -106,7 +106,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--split",
         default="auto",
         choices=["auto", "documents", "tail"],
-        help="val = whole documents, or the tail of the token stream (auto: tail for char)",
+        help="val = whole documents, or the tail of the token stream (auto: tail for char; "
+        "documents otherwise, or tail when there are too few documents)",
     )
     p.add_argument(
         "--shard-tokens",
