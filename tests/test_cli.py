@@ -143,3 +143,30 @@ def test_prepare_bad_input_is_one_line(tmp_path, capsys):
     bad.write_text('{"text": "a"}\nnot json\n')
     code, _, err = run_cli(capsys, "prepare", bad, "--out", tmp_path / "ds")
     assert code == 2 and err.count("\n") == 1 and "bad.jsonl:2 is not valid JSON" in err
+
+
+def test_params_command(capsys):
+    code, out, _ = run_cli(capsys, "params", "--preset", "course-100m", "--course")
+    assert code == 0
+    assert "109,923,072" in out and "(matches)" in out
+    assert "bias True -> False" in out and "134,553,600" in out
+
+
+def test_plan_command(capsys):
+    code, out, _ = run_cli(capsys, "plan", "--preset", "course-100m", "--gpu", "T4")
+    assert code == 0
+    assert "NVIDIA T4" in out and "largest micro-batch that fits" in out
+    assert "--grad-accum" in out and "tokens/s" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["params"], "pass --vocab-size N or --data"),
+        (["plan", "--vocab-size", "100", "--gpu", "V100"], "unknown GPU 'V100'"),
+        (["plan", "--vocab-size", "100", "--mfu", "2"], "MFU must be in"),
+    ],
+)
+def test_sizing_errors_are_one_line(capsys, args, pattern):
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2 and pattern in err and len(err.strip().splitlines()) == 1

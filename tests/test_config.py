@@ -81,3 +81,15 @@ def test_invalid_toml(tmp_path):
     path.write_text("[model\n")
     with pytest.raises(MiniGPTError, match="not valid TOML"):
         load_config(config_file=path)
+
+
+def test_batch_size_auto_keeps_the_effective_batch(tmp_path):
+    config = load_config(preset="course-100m", overrides={"batch_size": "auto"})
+    assert (config.train.batch_size, config.train.effective_batch) == (0, 48)
+    path = tmp_path / "c.toml"
+    path.write_text('preset = "cpu-demo"\n[train]\nbatch_size = "auto"\n')
+    assert load_config(config_file=path).train.effective_batch == 16
+    explicit = load_config(overrides={"batch_size": "auto", "effective_batch": 64})
+    assert explicit.train.effective_batch == 64
+    with pytest.raises(MiniGPTError, match="batch_size must be a positive integer or auto"):
+        load_config(overrides={"batch_size": -2})

@@ -12,6 +12,8 @@ from minigpt.checkpoint import model_state
 from minigpt.config import ModelConfig
 from minigpt.errors import MiniGPTError
 from minigpt.hf import (
+    GPT2_PATTERNS,
+    byte_to_unicode,
     char_tokenizer_from_json,
     char_tokenizer_json,
     from_hf_tensors,
@@ -21,12 +23,15 @@ from minigpt.hf import (
     load_hf_tokenizer,
     model_config_from_hf,
     to_hf_tensors,
+    tokenizer_json,
 )
 from minigpt.model import GPT
-from minigpt.tokenizer import CharTokenizer
+from minigpt.tokenizer import CharTokenizer, Tokenizer
 from tests.conftest import SMALL_TEXT
 from tests.hf_helpers import (
+    EOT,
     bpe_kind,
+    byte_level_bpe,
     gpt2_folder,
     hf_model,
     random_ids,
@@ -203,3 +208,52 @@ def test_tokenizer_from_vocab_and_merges_files(tmp_path, bpe_kind):
     assert tok.encode(text) == original.encode(text).ids
     assert tok.decode(tok.encode(text)) == text
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+
+
+class TiktokenTokenizer(Tokenizer):
+    """Encodes through a tiktoken Encoding held as ``.enc``, as the gpt2 kind does."""
+
+    kind = "tiktoken-test"
+
+    def __init__(self, enc) -> None:
+        self.enc = enc
+
+    @property
+    def vocab_size(self) -> int:
+        return self.enc.n_vocab
+
+    def encode(self, text):
+        return self.enc.encode_ordinary(text)
+
+    def decode(self, ids):
+        return self.enc.decode(list(ids))
+
+    def to_json(self):
+        return {"kind": self.kind}
+
+    @classmethod
+    def from_json(cls, data):
+        raise NotImplementedError
+
+
+def test_tiktoken_encoding_becomes_gpt2_style_tokenizers_file():
+    """GPT-2's tiktoken ranks -> vocab and merges, as GPT-2's own tokenizer.json holds them."""
+    tiktoken = pytest.importorskip("tiktoken")
+    trained = byte_level_bpe(SMALL_TEXT + " Привет, мир! ə ı 😀", vocab_size=400)
+    from_char = {c: b for b, c in byte_to_unicode().items()}
+    vocab = trained.get_vocab()
+    eot = vocab.pop("<|endoftext|>")
+    ranks = {bytes(from_char[c] for c in s): i for s, i in vocab.items()}
+    enc = tiktoken.Encoding(
+        "test", pat_str=GPT2_PATTERNS[1], mergeable_ranks=ranks, special_tokens={EOT: eot}
+    )
+    data = tokenizer_json(TiktokenTokenizer(enc))
+    assert data["model"]["merges"] == json.loads(trained.to_str())["model"]["merges"]
+    converted = tokenizers.Tokenizer.from_str(json.dumps(data))
+    for text in (SMALL_TEXT, "Привет, мир!  ə ı\n\n 😀 tab\there", "don't you'll  42 3.14"):
+        assert converted.encode(text).ids == enc.encode_ordinary(text)
+    assert converted.token_to_id(EOT) == eot
+    enc.name = "other"
+    enc._pat_str = r"\w+"
+    with pytest.raises(MiniGPTError, match="another pattern than GPT-2's"):
+        tokenizer_json(TiktokenTokenizer(enc))

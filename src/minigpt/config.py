@@ -56,8 +56,13 @@ class TrainConfig:
 
     data: str = _field("", "prepared dataset folder (from `minigpt prepare`)")
     out_dir: str = _field("runs/default", "run folder for checkpoints, config and logs")
-    batch_size: int = _field(12, "micro-batch size (sequences per forward pass)")
+    batch_size: int = _field(
+        12, "micro-batch size (sequences per forward pass); auto (stored as 0): fit the device"
+    )
     grad_accum: int = _field(1, "micro-batches accumulated per optimizer step")
+    effective_batch: int = _field(
+        0, "sequences per step that batch_size auto keeps (0: batch_size x grad_accum before auto)"
+    )
     max_iters: int = _field(5000, "optimizer steps to train for")
     max_minutes: float = _field(0.0, "stop after this many minutes of training (0: no limit)")
     lr: float = _field(6e-4, "peak learning rate")
@@ -220,7 +225,20 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], source: str) -
         if key not in fields:
             raise MiniGPTError(f"unknown config key '{name}' in {source}{suggest(key, fields)}")
         section, _, tp = fields[key]
-        setattr(getattr(config, section), key, coerce(key, value, tp))
+        if key == "batch_size" and isinstance(value, str) and value.lower() == "auto":
+            value = 0
+        value = coerce(key, value, tp)
+        if key == "batch_size" and value == 0:
+            _set_auto_batch(config.train)
+        else:
+            setattr(getattr(config, section), key, value)
+
+
+def _set_auto_batch(train: TrainConfig) -> None:
+    """``batch_size = auto`` is stored as 0; it keeps the effective batch of the layers below."""
+    if train.batch_size > 0 and train.effective_batch == 0:
+        train.effective_batch = train.batch_size * train.grad_accum
+    train.batch_size = 0
 
 
 def _flatten_toml(data: dict[str, Any], path: Path) -> tuple[str | None, dict[str, Any]]:
@@ -288,7 +306,6 @@ def validate(config: RunConfig) -> None:
         "n_layer": m.n_layer,
         "n_head": m.n_head,
         "n_embd": m.n_embd,
-        "batch_size": t.batch_size,
         "grad_accum": t.grad_accum,
         "max_iters": t.max_iters,
         "eval_interval": t.eval_interval,
@@ -310,7 +327,9 @@ def validate(config: RunConfig) -> None:
         raise MiniGPTError(f"lr must be a positive number, got {t.lr}")
     if not 0.0 <= t.min_lr_ratio <= 1.0:
         raise MiniGPTError(f"min_lr_ratio must be in [0, 1], got {t.min_lr_ratio}")
-    for name in ("warmup_iters", "lr_decay_iters"):
+    if t.batch_size < 0:
+        raise MiniGPTError(f"batch_size must be a positive integer or auto, got {t.batch_size}")
+    for name in ("warmup_iters", "lr_decay_iters", "effective_batch"):
         if getattr(t, name) < 0:
             raise MiniGPTError(f"{name} must be >= 0, got {getattr(t, name)}")
     if not (t.max_minutes >= 0 and math.isfinite(t.max_minutes)):

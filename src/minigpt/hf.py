@@ -29,7 +29,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from minigpt.checkpoint import load_model_state
+from minigpt.checkpoint import CHECKPOINTS_DIR, STATE_FILE, load_model_state
 from minigpt.config import ModelConfig
 from minigpt.errors import MiniGPTError
 from minigpt.model import GPT
@@ -140,7 +140,8 @@ def is_hf_ref(path: str | Path | None) -> bool:
     if str(path).startswith(HF_PREFIX):
         return True
     folder = Path(path)
-    return (folder / HF_CONFIG_FILE).is_file() and not (folder / "state.json").is_file()
+    minigpt_folder = (folder / STATE_FILE).is_file() or (folder / CHECKPOINTS_DIR).is_dir()
+    return (folder / HF_CONFIG_FILE).is_file() and not minigpt_folder
 
 
 def hf_folder(ref: str | Path) -> Path:
@@ -335,15 +336,92 @@ def char_tokenizer_from_json(data: dict[str, Any]) -> CharTokenizer | None:
     return CharTokenizer(chars, unknown="unk" if unk else "error")
 
 
+# GPT-2's pre-tokenization pattern, as tiktoken writes it (the original, and the possessive
+# form of newer tiktoken versions); the tokenizers library's ByteLevel pre-tokenizer splits
+# text the same way.
+GPT2_PATTERNS = (
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""",
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s""",
+)
+
+
+def byte_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-in character for each byte, as byte-level BPE files use."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
+    keep += range(ord("®"), ord("ÿ") + 1)
+    extra = (b for b in range(256) if b not in keep)
+    shifted = {b: chr(256 + i) for i, b in enumerate(extra)}
+    return {b: chr(b) if b in keep else shifted[b] for b in range(256)}
+
+
+def _last_merge(ranks: dict[bytes, int], token: bytes) -> tuple[bytes, bytes]:
+    """The two pieces byte-level BPE joins last to build ``token`` (using lower ranks only)."""
+    limit, parts = ranks[token], [bytes([b]) for b in token]
+    while len(parts) > 2:
+        pairs = [
+            (ranks.get(parts[i] + parts[i + 1], limit), i)
+            for i in range(len(parts) - 1)
+            if ranks.get(parts[i] + parts[i + 1], limit) < limit
+        ]
+        if not pairs:
+            break
+        _, i = min(pairs)
+        parts[i : i + 2] = [parts[i] + parts[i + 1]]
+    if len(parts) != 2:
+        raise MiniGPTError(f"token {token!r} cannot be built by BPE merges of lower rank")
+    return parts[0], parts[1]
+
+
+def tiktoken_tokenizer_json(enc: Any) -> dict[str, Any]:
+    """A tiktoken byte-level BPE encoding (GPT-2's) as a tokenizers-library file.
+
+    The merges are recovered from the ranks (each token's last merge, in rank order) and
+    the bytes written with GPT-2's byte-to-character table: what GPT-2's own tokenizer.json
+    holds. Only GPT-2's pre-tokenization pattern can be expressed.
+    """
+    if getattr(enc, "_pat_str", GPT2_PATTERNS[0]) not in GPT2_PATTERNS:
+        raise MiniGPTError(
+            f"tiktoken encoding {enc.name!r} splits text with another pattern than GPT-2's; "
+            "only GPT-2-style encodings can be exported"
+        )
+    lib = _tokenizers_lib()
+    table = byte_to_unicode()
+    ranks = {b: enc.encode_single_token(b) for b in enc.token_byte_values()}
+
+    def text(b: bytes) -> str:
+        return "".join(table[x] for x in b)
+
+    merges = [
+        (text(a), text(b))
+        for token, _ in sorted(ranks.items(), key=lambda kv: kv[1])
+        if len(token) > 1
+        for a, b in [_last_merge(ranks, token)]
+    ]
+    specials = {name: enc.encode_single_token(name) for name in enc.special_tokens_set}
+    vocab = {**{text(b): r for b, r in ranks.items()}, **specials}  # as in GPT-2's file
+    hf = lib.Tokenizer(lib.models.BPE(vocab=vocab, merges=merges))
+    hf.pre_tokenizer = lib.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    hf.decoder = lib.decoders.ByteLevel()
+    hf.add_special_tokens(sorted(specials, key=specials.get))
+    return json.loads(hf.to_str())
+
+
 def tokenizer_json(tok: Tokenizer) -> dict[str, Any]:
-    """The ``tokenizers``-library JSON of any minigpt tokenizer that has one."""
+    """The ``tokenizers``-library JSON of any minigpt tokenizer that has one.
+
+    char: built (``char_tokenizer_json``); BPE kinds stored as tokenizers files: that file;
+    kinds that encode with a tiktoken Encoding held as ``.enc`` (GPT-2's): converted.
+    """
     if isinstance(tok, CharTokenizer):
         return char_tokenizer_json(tok)
     data = dict(tok.to_json())
     if "model" not in data:
+        enc = getattr(tok, "enc", None)
+        if hasattr(enc, "token_byte_values"):
+            return tiktoken_tokenizer_json(enc)
         raise MiniGPTError(
             f"the {tok.kind!r} tokenizer has no Hugging Face tokenizers form; export supports "
-            "char and BPE (tokenizers-library) tokenizers"
+            "char, BPE (tokenizers-library) and GPT-2 (tiktoken) tokenizers"
         )
     data.pop("kind", None)  # minigpt's own tag, if the file carries one
     lib = _tokenizers_lib()

@@ -32,6 +32,7 @@ from minigpt.errors import MiniGPTError
 from minigpt.hf import adopt_hf_model, is_hf_ref
 from minigpt.model import GPT
 from minigpt.optim import lr_at, make_optimizer
+from minigpt.planner import auto_batch, is_out_of_memory, out_of_memory_message
 
 CONFIG_FILE = "config.toml"
 
@@ -114,6 +115,12 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         self.device = resolve_device(self.cfg.device)
         self.dtype = resolve_dtype(self.cfg.dtype, self.device)
+        if self.cfg.batch_size == 0:  # --batch-size auto: the planner fits it to the device
+            self.cfg.batch_size, self.cfg.grad_accum = auto_batch(config, self.device, self.dtype)
+            self.log(
+                f"batch size auto: micro-batch {self.cfg.batch_size} x grad_accum "
+                f"{self.cfg.grad_accum} fits {self.device}"
+            )
         self.model = GPT(config.model).to(self.device)
         self.optimizer = make_optimizer(self.model, self.cfg, self.device)
         self.scaler = torch.amp.GradScaler(
@@ -284,7 +291,14 @@ class Trainer:
         deadline = start + cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
         try:
             while self.step < stop:
-                loss = self.train_step()
+                try:
+                    loss = self.train_step()
+                except (torch.OutOfMemoryError, RuntimeError) as e:
+                    if not is_out_of_memory(e):
+                        raise
+                    self.optimizer.zero_grad(set_to_none=True)
+                    message = out_of_memory_message(self.config, self.device, self.dtype, self.step)
+                    raise MiniGPTError(message) from None
                 if not math.isfinite(loss):
                     raise MiniGPTError(
                         f"loss became {loss} at iteration {self.step}; lower --lr "

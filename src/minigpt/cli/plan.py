@@ -1,0 +1,91 @@
+"""minigpt plan: will a training run fit on a GPU, with which micro-batch, and how fast?"""
+
+from __future__ import annotations
+
+import argparse
+
+from minigpt.cli.common import add_config_arguments, config_from_args
+from minigpt.planner import (
+    DEFAULT_MFU,
+    GPUS,
+    estimate_memory,
+    format_plan,
+    parse_gpu,
+    plan,
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "plan",
+        help="memory and time of a training run on a GPU",
+        description="Estimate the memory of training a config (weights, gradients, AdamW "
+        "states, activations with and without flash attention, overhead) in fp32 and mixed "
+        "precision on a GPU; whether it fits, the largest micro-batch that does and the "
+        "gradient accumulation that keeps the effective batch; tokens/s and time to max_iters.",
+    )
+    add_config_arguments(p)
+    p.add_argument(
+        "--gpu",
+        default="auto",
+        help=f"{'|'.join(GPUS)}, a size like 24GB, or auto: this machine's device (default)",
+    )
+    p.add_argument("--mfu", type=float, default=DEFAULT_MFU, help="assumed MFU (0.4)")
+    p.add_argument("--tflops", type=float, help="peak TFLOPS, for a GPU given as a size")
+    p.add_argument(
+        "--measure",
+        action="store_true",
+        help="also run 2 real training steps here and print the measured peak memory",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from minigpt.planner import device_gpu
+    from minigpt.train import resolve_device
+
+    config = config_from_args(args)
+    device = resolve_device(config.train.device)
+    if args.gpu == "auto":
+        gpu, device_type = device_gpu(device), device.type
+        if args.tflops:
+            gpu = parse_gpu(f"{gpu.memory / 1024**3}GB", args.tflops)
+    else:
+        gpu, device_type = parse_gpu(args.gpu, args.tflops), "cuda"
+    result = plan(config, gpu, mfu=args.mfu, device_type=device_type)
+    print(format_plan(result))
+    if args.measure:
+        _measure(config, device)
+    return 0
+
+
+def _measure(config, device) -> None:
+    """Two real steps at the config's micro-batch on this machine, against the estimate."""
+    import dataclasses
+
+    import torch
+
+    from minigpt.memprobe import measure_peak
+    from minigpt.sizing import sized_model_config
+    from minigpt.train import resolve_dtype
+
+    if not config.train.batch_size:
+        raise_auto()
+    model = sized_model_config(config)
+    run = dataclasses.replace(config, model=model)
+    dtype = resolve_dtype(config.train.dtype, device)
+    est = estimate_memory(
+        model, config.train.batch_size, mixed=dtype != torch.float32, device_type=device.type
+    )
+    measured = measure_peak(run)
+    print(
+        f"\nmeasured on {device} ({str(dtype).removeprefix('torch.')}), micro-batch "
+        f"{config.train.batch_size}: peak {measured / 1024**3:.3f} GiB, planner "
+        f"{est.peak / 1024**3:.3f} GiB (ratio {est.peak / measured:.2f})"
+    )
+
+
+def raise_auto() -> None:
+    from minigpt.errors import MiniGPTError
+
+    raise MiniGPTError("--measure needs a numeric --batch-size (not auto)")
