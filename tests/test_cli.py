@@ -91,7 +91,6 @@ def test_prompt_outside_vocabulary(tmp_path, text_file, capsys):
     assert_one_line_error(code, err, "characters the char vocabulary lacks")
 
 
-@pytest.mark.usefixtures("single_thread")
 def test_sample_controls_and_cache_flag(trained_run, capsys):
     common = ["sample", trained_run, "--prompt", "To be", "-m", "40", "--temperature", "0"]
     _, cached, _ = run_cli(capsys, *common)

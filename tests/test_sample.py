@@ -13,8 +13,6 @@ from minigpt.sample import (
 )
 from minigpt.tokenizer import Tokenizer
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 
 @pytest.fixture
 def trained(trained_run):
