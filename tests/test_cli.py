@@ -69,6 +69,8 @@ def assert_one_line_error(code, err, pattern):
         (["train", "--n-layr", "3"], "did you mean '--n-layer'"),
         (["train", "--n-layer", "six"], "'n_layer' expects int"),
         (["sample", "nowhere"], "does not exist"),
+        (["sample", "nowhere", "--top-p", "0"], "top_p must be in (0, 1]"),
+        (["chat", "nowhere", "--temperature", "-1"], "temperature must be >= 0"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args, pattern):
@@ -87,6 +89,16 @@ def test_prompt_outside_vocabulary(tmp_path, text_file, capsys):
     run_cli(capsys, "train", "--data", ds, "--out-dir", run, *TINY_FLAGS)
     code, _, err = run_cli(capsys, "sample", run, "--prompt", "Zürich")
     assert_one_line_error(code, err, "characters the char vocabulary lacks")
+
+
+def test_sample_controls_and_cache_flag(trained_run, capsys):
+    common = ["sample", trained_run, "--prompt", "To be", "-m", "40", "--temperature", "0"]
+    _, cached, _ = run_cli(capsys, *common)
+    _, uncached, _ = run_cli(capsys, *common, "--no-cache")
+    assert cached == uncached and cached.startswith("To be") and len(cached) == 5 + 40 + 1
+    flags = ["--top-p", "0.9", "--min-p", "0.05", "--repetition-penalty", "1.3", "--stop", "e"]
+    code, out, _ = run_cli(capsys, "sample", trained_run, "--prompt", "To", "--random", *flags)
+    assert code == 0 and out.startswith("To") and "e" not in out[2:]
 
 
 def test_help_lists_every_field_with_its_default(capsys):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from minigpt.config import ModelConfig
-from minigpt.model import GPT
+from minigpt.model import GPT, KVCache
 
 
 def closed_form_params(c: ModelConfig) -> int:
@@ -111,3 +111,81 @@ def test_tiny_model_overfits_tiny_text():
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.1 * first
+
+
+def lively_model(block_size=16, vocab=50):
+    """Random weights scaled up, so greedy decoding does not collapse into one repeated token."""
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=vocab, block_size=block_size, n_layer=2, n_head=4, n_embd=32)
+    model = GPT(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.4)
+    return model
+
+
+def test_cached_forward_matches_full_forward():
+    model = lively_model()
+    idx = torch.randint(0, 50, (2, 12))
+    full, _ = model(idx)
+    cache = KVCache(model.config.block_size)
+    # A prefill of 5, a chunk of 4 (a mask that is neither causal nor empty), 3 single steps.
+    parts = [model(idx[:, :5], kv_cache=cache)[0], model(idx[:, 5:9], kv_cache=cache)[0]]
+    parts += [model(idx[:, t : t + 1], kv_cache=cache)[0] for t in range(9, 12)]
+    assert cache.pos == 12
+    assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
+    last, _ = model(idx, last_only=True)
+    assert last.shape == (2, 1, 50) and torch.allclose(last, full[:, -1:], atol=1e-6)
+    with pytest.raises(ValueError, match="exceeds block_size"):
+        model(idx[:, :5], kv_cache=cache)
+
+
+@pytest.mark.parametrize("prompt_len", [1, 5, 16, 40])
+def test_greedy_cached_equals_uncached(prompt_len):
+    # 30 new tokens run past block_size 16: the cache slides its window and must still agree;
+    # a prompt of 40 is longer than the block itself.
+    model = lively_model()
+    idx = torch.randint(0, 50, (2, prompt_len), generator=torch.Generator().manual_seed(1))
+    cached = model.generate(idx, 30, temperature=0.0)
+    uncached = model.generate(idx, 30, temperature=0.0, use_cache=False)
+    assert cached.shape == (2, prompt_len + 30)
+    assert torch.equal(cached, uncached)
+    assert len(set(cached[0, prompt_len:].tolist())) > 5  # not a degenerate repetition
+
+
+def test_seeded_sampling_cached_equals_uncached():
+    model = lively_model()
+    idx = torch.randint(0, 50, (3, 4), generator=torch.Generator().manual_seed(2))
+    options = dict(top_k=20, top_p=0.9, repetition_penalty=1.3)
+    a = model.generate(idx, 40, 1.0, generator=torch.Generator().manual_seed(5), **options)
+    b = model.generate(
+        idx, 40, 1.0, generator=torch.Generator().manual_seed(5), use_cache=False, **options
+    )
+    c = model.generate(idx, 40, 1.0, generator=torch.Generator().manual_seed(6), **options)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_context_shift_trades_context_for_fewer_prefills(monkeypatch):
+    model = lively_model()
+    resets = []
+    original = KVCache.reset
+    monkeypatch.setattr(KVCache, "reset", lambda self: resets.append(1) or original(self))
+    idx = torch.randint(0, 50, (1, 4))
+
+    def prefills(shift):
+        resets.clear()
+        list(model.generate_tokens(idx, 40, 0.0, context_shift=shift))
+        return len(resets)
+
+    # The cache fills at step 13 (4 prompt + 12 new tokens); from then on shift 1 re-prefills
+    # every step, shift 8 every 8th.
+    assert prefills(1) == 40 - 13
+    assert prefills(8) == math.ceil((40 - 13) / 8)
+    with pytest.raises(ValueError, match="context_shift"):
+        next(model.generate_tokens(idx, 1, context_shift=17))
+
+
+def test_generate_needs_a_context_token():
+    with pytest.raises(ValueError, match="at least one"):
+        lively_model().generate(torch.zeros(1, 0, dtype=torch.long), 3)

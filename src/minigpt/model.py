@@ -6,17 +6,58 @@
 
 Parameter names follow GPT-2 (``transformer.h.0.attn.c_attn.weight`` ...), so the numbers of
 the course's parameter count and the Hugging Face layout map one to one.
+
+Generation keeps a ``KVCache``: the prompt is run once (prefill), then each new token attends
+to the cached keys and values of the past instead of recomputing them (docs/generation.md).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
 from minigpt.config import ModelConfig
+from minigpt.generation import sample_next
+
+
+class KVCache:
+    """Keys and values of the positions seen so far, per layer, for one generation.
+
+    Each layer's tensors are allocated on first use with room for ``max_len`` positions, so the
+    cache follows the model's device, dtype and head layout. ``pos`` is the number of positions
+    filled, which is also the position of the next token: positions are explicit, and a model
+    that encodes them in q and k (rotary embeddings) reads them from here.
+    """
+
+    def __init__(self, max_len: int) -> None:
+        self.max_len = max_len
+        self.pos = 0
+        self.k: dict[int, torch.Tensor] = {}
+        self.v: dict[int, torch.Tensor] = {}
+
+    def update(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store new keys/values (B, heads, T, head_size) of ``layer``; return all so far."""
+        start, end = self.pos, self.pos + k.size(2)
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} positions, {end} needed")
+        if layer not in self.k:
+            B, H, _, D = k.shape
+            self.k[layer] = k.new_zeros(B, H, self.max_len, D)
+            self.v[layer] = v.new_zeros(B, H, self.max_len, D)
+        self.k[layer][:, :, start:end] = k
+        self.v[layer][:, :, start:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+    def reset(self) -> None:
+        """Forget every position (the tensors are kept and overwritten)."""
+        self.pos = 0
 
 
 class CausalSelfAttention(nn.Module):
@@ -32,17 +73,33 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         # (B, T, C) -> (B, n_head, T, head_size): heads become a batch dimension.
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        # softmax(q k^T / sqrt(d)) v with a causal mask; SDPA picks flash or
-        # memory-efficient kernels where the hardware has them.
+        if kv_cache is not None:
+            # The T new queries attend to every cached position plus themselves.
+            k, v = kv_cache.update(layer, k, v)
+        past = k.size(2) - T
+        # Query i (at position past + i) may see keys 0 .. past + i. Without a past this is
+        # the plain causal mask; a single new token sees everything, so it needs no mask.
+        mask = None
+        if past > 0 and T > 1:
+            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
+        # softmax(q k^T / sqrt(d)) v; SDPA picks flash or memory-efficient kernels where the
+        # hardware has them.
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=past == 0 and T > 1,
         )
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
@@ -72,8 +129,10 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(
+        self, x: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), kv_cache, layer)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -120,17 +179,33 @@ class GPT(nn.Module):
         return n
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (B, T, vocab) and, given targets, the mean cross-entropy loss."""
+        """Logits (B, T, vocab) and, given targets, the mean cross-entropy loss.
+
+        With a ``kv_cache``, ``idx`` holds only the new tokens: they take the positions from
+        ``kv_cache.pos`` on and also attend to the cached past. ``last_only`` computes the
+        logits of the last position only (B, 1, vocab): all that generation needs, and it
+        skips a T x vocab matmul.
+        """
         B, T = idx.shape
-        if T > self.config.block_size:
-            raise ValueError(f"sequence of {T} tokens exceeds block_size {self.config.block_size}")
-        pos = torch.arange(T, device=idx.device)
+        start = kv_cache.pos if kv_cache is not None else 0
+        if start + T > self.config.block_size:
+            raise ValueError(
+                f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}"
+            )
+        pos = torch.arange(start, start + T, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
-        for block in self.transformer.h:
-            x = block(x)
-        logits = self.lm_head(self.transformer.ln_f(x))
+        for layer, block in enumerate(self.transformer.h):
+            x = block(x, kv_cache, layer)
+        if kv_cache is not None:
+            kv_cache.pos += T
+        x = self.transformer.ln_f(x)
+        logits = self.lm_head(x[:, [-1], :] if last_only else x)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1))
@@ -144,28 +219,57 @@ class GPT(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        **options: Any,
     ) -> torch.Tensor:
-        """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T); temperature 0 is greedy."""
+        """``idx`` (B, T) followed by ``max_new_tokens`` sampled tokens; temperature 0 is greedy.
+
+        ``options``: ``use_cache`` and ``context_shift`` (see ``generate_tokens``); ``top_p``,
+        ``min_p`` and ``repetition_penalty`` (see ``generation.sample_next``).
+        """
+        new = self.generate_tokens(idx, max_new_tokens, temperature, top_k, generator, **options)
+        return torch.cat([idx, *new], dim=1)
+
+    @torch.no_grad()
+    def generate_tokens(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
+        context_shift: int = 1,
+        **sampling: Any,
+    ) -> Iterator[torch.Tensor]:
+        """Yield the next token ids (B, 1) one step at a time, continuing ``idx`` (B, T).
+
+        Without a cache every step re-runs the model on the last ``block_size`` tokens. With
+        it, the context is run once (prefill) and each step feeds only the newest token. The
+        cache holds ``block_size`` positions, and learned position embeddings are baked into
+        every cached key and value, so a full cache cannot simply drop its oldest entry: the
+        window slides by re-running the last ``block_size - context_shift + 1`` tokens from
+        position 0. ``context_shift=1`` keeps a whole block of context, exactly what the
+        uncached model sees (but every step past ``block_size`` then costs a full forward);
+        a larger shift re-prefills only once every ``context_shift`` tokens, trading the
+        oldest context for speed.
+        """
+        block_size = self.config.block_size
+        if idx.size(1) == 0:
+            raise ValueError("generation needs at least one context token")
+        if not 1 <= context_shift <= block_size:
+            raise ValueError(f"context_shift must be in [1, block_size={block_size}]")
+        cache = KVCache(block_size) if use_cache else None
+        seq, fresh = idx, idx[:, -block_size:]  # fresh: the tokens the model has not seen
         for _ in range(max_new_tokens):
-            context = idx[:, -self.config.block_size :]
-            logits, _ = self(context)
-            next_id = sample_next(logits[:, -1, :], temperature, top_k, generator)
-            idx = torch.cat((idx, next_id), dim=1)
-        return idx
-
-
-def sample_next(
-    logits: torch.Tensor,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """One token id per row from last-position logits (B, vocab)."""
-    if temperature <= 0:
-        return logits.argmax(dim=-1, keepdim=True)
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k).values[:, [-1]]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = F.softmax(logits, dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator)
+            if cache is None:
+                logits, _ = self(seq[:, -block_size:], last_only=True)
+            else:
+                if cache.pos + fresh.size(1) > block_size:  # full: slide the window
+                    cache.reset()
+                    fresh = seq[:, -(block_size - context_shift + 1) :]
+                logits, _ = self(fresh, kv_cache=cache, last_only=True)
+            next_id = sample_next(
+                logits[:, -1, :], temperature, top_k, generator, history=seq, **sampling
+            )
+            seq, fresh = torch.cat((seq, next_id), dim=1), next_id
+            yield next_id

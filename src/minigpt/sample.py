@@ -1,19 +1,74 @@
-"""``minigpt sample``: load a checkpoint and generate text, streamed as it is produced."""
+"""Text generation from a trained model: settings, streaming decode, stop strings, batches.
+
+``model.generate_tokens`` (model.py) produces token ids with a KV cache and the controls of
+generation.py; this module turns them into text. The public entry points are ``stream_text``
+(a generator of text pieces, for notebooks and the CLI), ``generate_samples`` (several
+samples as one batch) and ``generate_text`` (one sample as a string).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import dataclasses
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from minigpt.checkpoint import find_checkpoint, load_model_state
-from minigpt.config import config_from_dict
+from minigpt.config import _field, config_from_dict
 from minigpt.errors import MiniGPTError
 from minigpt.hf import is_hf_ref, load_hf_model
-from minigpt.model import GPT, sample_next
+from minigpt.model import GPT
 from minigpt.tokenizer import Tokenizer
 from minigpt.train import resolve_device
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How to sample. Each field is a ``minigpt sample`` flag and a ``minigpt chat`` command."""
+
+    max_new_tokens: int = _field(500, "tokens to generate per sample")
+    temperature: float = _field(0.8, "0 is greedy; 1 samples the model's own distribution")
+    top_k: int = _field(200, "sample only from the k likeliest tokens (0: no limit)")
+    top_p: float = _field(1.0, "nucleus: the likeliest tokens holding this probability (1: off)")
+    min_p: float = _field(0.0, "drop tokens less likely than min_p x the top token (0: off)")
+    repetition_penalty: float = _field(1.0, "> 1 makes tokens already in the text less likely")
+    stop: tuple[str, ...] = _field((), "end a sample where one of these strings appears")
+    seed: int | None = _field(1337, "random seed (none: different samples every run)")
+    num_samples: int = _field(1, "samples generated together, as one batch")
+    use_cache: bool = _field(True, "KV cache: run the prompt once, then one token per step")
+    context_shift: int = _field(
+        1, "past block_size, re-run the context every this many tokens (1: exact, slowest)"
+    )
+
+    def validate(self, block_size: int | None = None) -> None:
+        """Reject values that would fail deep inside torch or silently do nothing useful."""
+        if self.max_new_tokens < 0:
+            raise MiniGPTError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
+        if not self.temperature >= 0:
+            raise MiniGPTError(f"temperature must be >= 0 (0: greedy), got {self.temperature}")
+        if self.top_k < 0:
+            raise MiniGPTError(f"top_k must be >= 0 (0: no limit), got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise MiniGPTError(f"top_p must be in (0, 1] (1: off), got {self.top_p}")
+        if not 0.0 <= self.min_p <= 1.0:
+            raise MiniGPTError(f"min_p must be in [0, 1] (0: off), got {self.min_p}")
+        if not self.repetition_penalty > 0:
+            raise MiniGPTError(
+                f"repetition_penalty must be > 0 (1: off), got {self.repetition_penalty}"
+            )
+        if self.num_samples < 1:
+            raise MiniGPTError(f"num_samples must be >= 1, got {self.num_samples}")
+        if "" in self.stop:
+            raise MiniGPTError("a stop string cannot be empty")
+        top = block_size or self.context_shift
+        if not 1 <= self.context_shift <= top:
+            raise MiniGPTError(
+                f"context_shift must be between 1 and block_size ({top}), got {self.context_shift}"
+            )
 
 
 def load_model(path: str | Path, device: str = "auto") -> tuple[GPT, Tokenizer]:
@@ -31,64 +86,218 @@ def load_model(path: str | Path, device: str = "auto") -> tuple[GPT, Tokenizer]:
 
 def prompt_ids(tokenizer: Tokenizer, prompt: str) -> list[int]:
     """Encode the prompt; an empty prompt starts from the end-of-document token or a newline."""
-    if prompt:
-        return tokenizer.encode(prompt)
+    ids = tokenizer.encode(prompt) if prompt else []
+    if ids:
+        return ids
     if tokenizer.eot_id is not None:
         return [tokenizer.eot_id]
     try:
-        return tokenizer.encode("\n")
+        return tokenizer.encode("\n") or [0]
     except MiniGPTError:
         return [0]
 
 
 class StreamDecoder:
-    """Turns a growing list of ids into text pieces, holding back incomplete characters.
+    """Turns token ids, one at a time, into text pieces, holding back incomplete characters.
 
-    A byte-level token can end in the middle of a multi-byte UTF-8 character; its text is
-    only emitted once the character is complete (no U+FFFD at the end of the decoded text).
+    A byte-level BPE token can end in the middle of a multi-byte UTF-8 character, which then
+    decodes to U+FFFD until the rest of its bytes arrive. Re-decoding everything after each
+    token would be O(n^2); instead only a small window is decoded: the ids since the text
+    last ended on a whole character. Trailing U+FFFD is held back while the window may still
+    complete it; a window that grows past ``max_window`` ids (invalid bytes that never
+    complete) is emitted as it is.
     """
 
-    def __init__(self, tokenizer: Tokenizer) -> None:
+    def __init__(self, tokenizer: Tokenizer, max_window: int = 16) -> None:
         self.tokenizer = tokenizer
-        self.ids: list[int] = []
-        self.emitted = 0
+        self.max_window = max_window
+        self.window: list[int] = []
+        self.emitted = 0  # characters of the window's text already returned
 
     def push(self, token_id: int) -> str:
-        self.ids.append(token_id)
-        text = self.tokenizer.decode(self.ids)
-        if text.endswith("\ufffd"):
-            return ""
-        piece, self.emitted = text[self.emitted :], len(text)
+        self.window.append(token_id)
+        text = self.tokenizer.decode(self.window)
+        whole = text.rstrip("\ufffd")
+        if len(whole) == len(text) or len(self.window) >= self.max_window:
+            return self.flush()
+        piece, self.emitted = whole[self.emitted :], len(whole)
         return piece
 
     def flush(self) -> str:
-        text = self.tokenizer.decode(self.ids)
-        piece, self.emitted = text[self.emitted :], len(text)
+        """Everything not yet returned, complete or not; the next token starts a new window."""
+        piece = self.tokenizer.decode(self.window)[self.emitted :]
+        self.window, self.emitted = [], 0
         return piece
 
 
-@torch.no_grad()
-def stream_tokens(
-    model: GPT,
-    ids: list[int],
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    seed: int | None = None,
-) -> Iterator[int]:
-    """Yield new token ids one at a time."""
-    device = next(model.parameters()).device
+class StopStrings:
+    """Cuts a stream of text pieces before the first stop string.
+
+    Text that could be the start of a stop string is held back until it is clear, so a
+    stop string split across pieces is still caught and never printed.
+    """
+
+    def __init__(self, stops: Sequence[str] = ()) -> None:
+        self.stops = [s for s in stops if s]
+        self.held = ""
+
+    def push(self, piece: str) -> tuple[str, bool]:
+        """(text safe to show, whether a stop string was reached)."""
+        text = self.held + piece
+        hits = [i for i in (text.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            self.held = ""
+            return text[: min(hits)], True
+        keep = self._partial_match(text)
+        self.held = text[len(text) - keep :]
+        return text[: len(text) - keep], False
+
+    def _partial_match(self, text: str) -> int:
+        """Length of the longest end of ``text`` that begins some stop string."""
+        longest = max((len(s) for s in self.stops), default=1)
+        for n in range(min(len(text), longest - 1), 0, -1):
+            if any(s.startswith(text[-n:]) for s in self.stops):
+                return n
+        return 0
+
+    def flush(self) -> str:
+        text, self.held = self.held, ""
+        return text
+
+
+class TextStream:
+    """One sample's text as its tokens arrive: decoded, cut at a stop string or end-of-text."""
+
+    def __init__(self, tokenizer: Tokenizer, stops: Sequence[str] = ()) -> None:
+        self.decoder = StreamDecoder(tokenizer)
+        self.stops = StopStrings(stops)
+        self.eot_id = tokenizer.eot_id
+        self.done = False
+
+    def push(self, token_id: int) -> str:
+        if self.done:
+            return ""
+        if token_id == self.eot_id:
+            return self.finish()
+        piece, self.done = self.stops.push(self.decoder.push(token_id))
+        return piece
+
+    def finish(self) -> str:
+        """The held-back text once no more tokens come."""
+        if self.done:
+            return ""
+        self.done = True
+        piece, stopped = self.stops.push(self.decoder.flush())
+        return piece if stopped else piece + self.stops.flush()
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+
+
+def unescape(text: str) -> str:
+    """Backslash escapes typed on a command line (\\n, \\t, \\r, \\\\) -> the characters."""
+    return re.sub(r"\\([ntr\\])", lambda m: _ESCAPES[m.group(1)], text)
+
+
+def make_generator(device: torch.device | str, seed: int | None) -> torch.Generator:
+    """A random generator on ``device``: seeded for reproducible samples, else fresh."""
     generator = torch.Generator(device=device)
-    if seed is not None:
-        generator.manual_seed(seed)
-    else:
+    if seed is None:
         generator.seed()
-    idx = torch.tensor([ids], dtype=torch.long, device=device)
-    for _ in range(max_new_tokens):
-        logits, _ = model(idx[:, -model.config.block_size :])
-        next_id = sample_next(logits[:, -1, :], temperature, top_k, generator)
-        idx = torch.cat((idx, next_id), dim=1)
-        yield int(next_id.item())
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def stream_samples(
+    model: GPT,
+    tokenizer: Tokenizer,
+    prompt: str,
+    config: SampleConfig,
+    generator: torch.Generator | None = None,
+) -> Iterator[tuple[int, str]]:
+    """Yield (sample index, text piece) while ``config.num_samples`` samples grow as a batch.
+
+    Stops early once every sample has hit a stop string or the end-of-text token.
+    ``generator`` overrides ``config.seed`` (the chat loop keeps one across turns).
+    """
+    config.validate(model.config.block_size)
+    ids = prompt_ids(tokenizer, prompt)
+    if max(ids) >= model.config.vocab_size:
+        raise MiniGPTError(
+            f"the prompt has token id {max(ids)} but the model knows {model.config.vocab_size}; "
+            "use the tokenizer the model was trained with"
+        )
+    device = next(model.parameters()).device
+    if generator is None:
+        generator = make_generator(device, config.seed)
+    idx = torch.tensor([ids] * config.num_samples, dtype=torch.long, device=device)
+    streams = [TextStream(tokenizer, config.stop) for _ in range(config.num_samples)]
+    steps = model.generate_tokens(
+        idx,
+        config.max_new_tokens,
+        config.temperature,
+        config.top_k or None,
+        generator,
+        use_cache=config.use_cache,
+        context_shift=config.context_shift,
+        top_p=config.top_p,
+        min_p=config.min_p,
+        repetition_penalty=config.repetition_penalty,
+    )
+    for next_ids in steps:
+        for i, token in enumerate(next_ids[:, 0].tolist()):
+            piece = streams[i].push(token)
+            if piece:
+                yield i, piece
+        if all(stream.done for stream in streams):
+            break
+    for i, stream in enumerate(streams):
+        piece = stream.finish()
+        if piece:
+            yield i, piece
+
+
+def _settings(config: SampleConfig | None, settings: dict[str, Any]) -> SampleConfig:
+    names = {f.name for f in dataclasses.fields(SampleConfig)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise TypeError(f"unknown sample setting(s) {unknown}; known: {sorted(names)}")
+    if "stop" in settings and isinstance(settings["stop"], str):
+        settings["stop"] = (settings["stop"],)
+    return dataclasses.replace(config or SampleConfig(), **settings)
+
+
+def stream_text(
+    model: GPT,
+    tokenizer: Tokenizer,
+    prompt: str = "",
+    config: SampleConfig | None = None,
+    **settings: Any,
+) -> Iterator[str]:
+    """Yield the text of one continuation of ``prompt`` piece by piece, as it is generated.
+
+    ``settings`` override fields of ``config`` (``SampleConfig``), e.g.
+    ``for piece in stream_text(model, tok, "ROMEO:", temperature=0.7, stop=["\\n\\n"])``.
+    """
+    config = _settings(config, {**settings, "num_samples": 1})
+    for _, piece in stream_samples(model, tokenizer, prompt, config):
+        yield piece
+
+
+def generate_samples(
+    model: GPT,
+    tokenizer: Tokenizer,
+    prompt: str = "",
+    config: SampleConfig | None = None,
+    **settings: Any,
+) -> list[str]:
+    """``num_samples`` continuations of ``prompt`` (without it), generated as one batch."""
+    config = _settings(config, settings)
+    texts = [""] * config.num_samples
+    for i, piece in stream_samples(model, tokenizer, prompt, config):
+        texts[i] += piece
+    return texts
 
 
 def generate_text(
@@ -100,27 +309,24 @@ def generate_text(
     top_k: int | None = 200,
     seed: int | None = 1337,
     on_text: Callable[[str], None] | None = None,
+    **settings: Any,
 ) -> str:
-    """Generate one continuation of ``prompt``; ``on_text`` receives pieces as they come."""
-    if max_new_tokens < 0:
-        raise MiniGPTError(f"max new tokens must be >= 0, got {max_new_tokens}")
-    if temperature < 0:
-        raise MiniGPTError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and top_k <= 0:
-        raise MiniGPTError(f"top-k must be positive, got {top_k}")
-    decoder = StreamDecoder(tokenizer)
+    """``prompt`` and one continuation; ``on_text`` receives the new pieces as they come.
+
+    ``settings``: any other ``SampleConfig`` field (top_p, min_p, stop, ...).
+    """
     pieces = []
-    for token in stream_tokens(
-        model, prompt_ids(tokenizer, prompt), max_new_tokens, temperature, top_k, seed
+    for piece in stream_text(
+        model,
+        tokenizer,
+        prompt,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k or 0,
+        seed=seed,
+        **settings,
     ):
-        piece = decoder.push(token)
-        if piece:
-            pieces.append(piece)
-            if on_text:
-                on_text(piece)
-    tail = decoder.flush()
-    if tail:
-        pieces.append(tail)
+        pieces.append(piece)
         if on_text:
-            on_text(tail)
+            on_text(piece)
     return prompt + "".join(pieces)

@@ -1,0 +1,38 @@
+"""minigpt chat: a prompt loop that continues your text, with controls changeable per turn."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+
+from minigpt.chat import chat
+from minigpt.cli.sample import add_sampling_arguments, sample_config_from_args
+from minigpt.sample import load_model
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "chat",
+        help="interactive prompt loop: the model continues what you type",
+        description="Type text and the model continues it; the conversation so far stays in "
+        "the context. /help lists commands such as /temperature 0.5; Ctrl-D or /quit exits.",
+    )
+    add_sampling_arguments(p)
+    p.add_argument(
+        "--no-history",
+        dest="history",
+        action="store_false",
+        help="continue each line on its own, without the conversation so far",
+    )
+    p.set_defaults(func=run, max_new_tokens=200)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = sample_config_from_args(args)
+    model, tokenizer = load_model(args.checkpoint, device=args.device)
+    if sys.stdin.isatty():
+        with contextlib.suppress(ImportError):  # not on Windows
+            import readline  # noqa: F401  (line editing and history for input())
+    chat(model, tokenizer, config, history=args.history)
+    return 0
