@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from minigpt.config import load_config
 from minigpt.prepare import prepare_dataset
+
+# Tiny models gain nothing from intra-op threads, and on a busy 2-core machine the thread
+# hand-offs make them many times slower; one thread keeps the suite fast and steady.
+torch.set_num_threads(1)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 
@@ -68,8 +73,6 @@ def shakespeare() -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """A tiny model trained once per session, for tests that only read it (e.g. sampling)."""
-    import torch
-
     from minigpt.train import train
 
     root = tmp_path_factory.mktemp("trained")
@@ -78,20 +81,4 @@ def trained_run(tmp_path_factory) -> Path:
     data = prepare_dataset([text], root / "ds", quiet=True)
     overrides = {**TINY, "data": str(data), "out_dir": str(root / "run")}
     overrides.update(max_iters=60, eval_interval=60, checkpoint_interval=60, lr=3e-3)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return train(load_config(overrides=overrides)).run_dir
-    finally:
-        torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def single_thread():
-    """One torch thread: tiny models decode faster, and far faster on a loaded, shared CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    return train(load_config(overrides=overrides)).run_dir

@@ -10,7 +10,6 @@ from minigpt.chat import ChatState, apply_command, chat
 from minigpt.errors import MiniGPTError
 from minigpt.sample import SampleConfig, load_model, make_generator
 
-pytestmark = pytest.mark.usefixtures("single_thread")
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 

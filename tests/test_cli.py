@@ -91,7 +91,6 @@ def test_prompt_outside_vocabulary(tmp_path, text_file, capsys):
     assert_one_line_error(code, err, "characters the char vocabulary lacks")
 
 
-@pytest.mark.usefixtures("single_thread")
 def test_sample_controls_and_cache_flag(trained_run, capsys):
     common = ["sample", trained_run, "--prompt", "To be", "-m", "40", "--temperature", "0"]
     _, cached, _ = run_cli(capsys, *common)
@@ -114,6 +113,48 @@ def test_console_script_runs_as_module():
         [sys.executable, "-m", "minigpt", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.startswith("minigpt ")
+
+
+def test_tokenizer_commands(tmp_path, text_file, capsys):
+    tok = tmp_path / "tok.json"
+    code, out, _ = run_cli(
+        capsys, "tokenizer", "train", text_file, "--out", tok, "--vocab-size", 300
+    )
+    assert code == 0 and "trained bpe tokenizer, vocab 300" in out and tok.is_file()
+    code, out, _ = run_cli(capsys, "tokenizer", "encode", tok, "To be, or not")
+    ids = out.split()
+    code, out, _ = run_cli(capsys, "tokenizer", "decode", tok, *ids)
+    assert out == "To be, or not\n"
+    code, out, _ = run_cli(capsys, "tokenizer", "inspect", tok, "Azərbaycan dili")
+    assert "bpe tokenizer, vocab 300" in out and "15 characters, 16 bytes" in out
+    assert "|<0xC9>|<0x99>|" in out  # 'ə' was never seen: two byte tokens
+    code, _, err = run_cli(capsys, "tokenizer", "decode", tok, "999")
+    assert code == 2 and "outside the vocabulary" in err
+
+
+def test_prepare_flags(tmp_path, text_file, capsys):
+    import json
+
+    text_file.write_text(text_file.read_text().replace("\n", "\n\n"))  # one line, one paragraph
+    out = tmp_path / "ds"
+    code, stdout, _ = run_cli(
+        capsys, "prepare", text_file, "--out", out, "--tokenizer", "bpe", "--vocab-size", "300",
+        "--paragraphs", "--split", "documents", "--min-chars", "5", "--no-dedupe",
+        "--tokenizer-sample-bytes", "5KB", "--shard-tokens", "1k",
+    )  # fmt: skip
+    assert code == 0 and "split by documents" in stdout
+    meta = json.loads((out / "meta.json").read_text())
+    assert 3_000 < meta["report"]["tokenizer_sample_bytes"] < 5_100  # a random ~5 KB share
+    assert meta["report"]["cleaning"]["steps"]["dedupe"] is False
+    assert meta["report"]["documents"]["kept"] == 200  # 5 lines x 40, duplicates kept
+    assert meta["splits"]["train"]["files"][:2] == ["train-00000.bin", "train-00001.bin"]
+
+
+def test_prepare_bad_input_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "a"}\nnot json\n')
+    code, _, err = run_cli(capsys, "prepare", bad, "--out", tmp_path / "ds")
+    assert code == 2 and err.count("\n") == 1 and "bad.jsonl:2 is not valid JSON" in err
 
 
 def test_params_command(capsys):

@@ -11,8 +11,6 @@ from minigpt.generation import (
     top_p_filter,
 )
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 INF = float("-inf")
 
 

@@ -6,8 +6,6 @@ import torch
 from minigpt.config import ModelConfig, swiglu_hidden
 from minigpt.model import GPT, KVCache, Rotary, SwiGLU
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 
 def closed_form_params(c: ModelConfig) -> int:
     """The GPT-2 parameter count, term by term, as the course derives it."""

@@ -8,11 +8,10 @@ from minigpt.sample import (
     generate_samples,
     generate_text,
     load_model,
+    prompt_ids,
     stream_text,
 )
 from minigpt.tokenizer import Tokenizer
-
-pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture
@@ -188,6 +187,12 @@ def test_empty_prompt_and_zero_tokens(trained):
     model, tok = load_model(trained, device="cpu")
     assert len(generate_text(model, tok, "", 12, seed=2)) == 12
     assert generate_text(model, tok, "To be", 0) == "To be"
+
+
+def test_prompt_that_encodes_to_nothing_starts_fresh():
+    tok = ChunkTokenizer([b"a", b"b"])
+    tok.encode = lambda text: []
+    assert prompt_ids(tok, "\u200b") == [0]  # no eot and no "\n": the first id
 
 
 def test_stream_text_yields_pieces(trained):

@@ -86,12 +86,13 @@ def load_model(path: str | Path, device: str = "auto") -> tuple[GPT, Tokenizer]:
 
 def prompt_ids(tokenizer: Tokenizer, prompt: str) -> list[int]:
     """Encode the prompt; an empty prompt starts from the end-of-document token or a newline."""
-    if prompt:
-        return tokenizer.encode(prompt)
+    ids = tokenizer.encode(prompt) if prompt else []
+    if ids:
+        return ids
     if tokenizer.eot_id is not None:
         return [tokenizer.eot_id]
     try:
-        return tokenizer.encode("\n")
+        return tokenizer.encode("\n") or [0]
     except MiniGPTError:
         return [0]
 

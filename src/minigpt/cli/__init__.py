@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import sys
 
-from minigpt.cli import chat, demo, export, params, plan, prepare, sample, sweep, train
+from minigpt.cli import (
+    chat,
+    demo,
+    export,
+    params,
+    plan,
+    prepare,
+    sample,
+    sweep,
+    tokenizer,
+    train,
+)
 from minigpt.cli.common import Parser
 from minigpt.errors import MiniGPTError
 
-COMMANDS = [demo, prepare, train, sample, chat, export, sweep, params, plan]
+COMMANDS = [demo, prepare, train, sample, chat, export, sweep, params, plan, tokenizer]
 
 
 def build_parser() -> Parser:

@@ -3,44 +3,147 @@
 from __future__ import annotations
 
 import argparse
+import re
 
-from minigpt.prepare import prepare_dataset
+from minigpt.clean import CleanConfig
+from minigpt.errors import MiniGPTError
+from minigpt.prepare import TOKENIZER_SAMPLE_BYTES, prepare_dataset
+from minigpt.shards import SHARD_TOKENS
+from minigpt.sources import SourceOptions
+
+UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def parse_size(value: str) -> int:
+    """'100MB', '2G', '1.5k' or a plain number (of bytes or tokens)."""
+    m = re.fullmatch(r"\s*([\d.]+)\s*([kKmMgGtT]?)[bB]?\s*", value)
+    try:
+        return int(float(m.group(1)) * UNITS[m.group(2).upper()]) if m else int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {value!r} (e.g. 100MB)") from None
+
+
+def add_reading_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags shared by `prepare` and `tokenizer train`: which files, how to read and clean."""
+    g = p.add_argument_group("inputs")
+    g.add_argument("--include", action="append", default=[], metavar="GLOB",
+                   help="in folders, read only files matching GLOB (repeatable)")  # fmt: skip
+    g.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="skip files matching GLOB (repeatable)")  # fmt: skip
+    g.add_argument("--text-field", default="text",
+                   help="jsonl field or parquet column holding the text (text)")  # fmt: skip
+    g.add_argument("--paragraphs", action="store_true",
+                   help="one document per blank-line separated paragraph of text files")  # fmt: skip
+    g.add_argument("--encoding", default="utf-8", help="text encoding of the inputs (utf-8)")
+    g.add_argument("--errors", default="strict", choices=["strict", "replace"],
+                   help="invalid bytes: stop with their offset, or replace them with U+FFFD")  # fmt: skip
+    g.add_argument("--strict", action="store_true",
+                   help="refuse binary files instead of skipping them with a warning")  # fmt: skip
+    c = p.add_argument_group("cleaning (all on by default)")
+    c.add_argument("--no-mojibake", action="store_true", help="keep mis-decoded text as it is")
+    c.add_argument("--no-control-chars", action="store_true", help="keep control characters")
+    c.add_argument("--no-nfc", action="store_true", help="skip Unicode NFC normalisation")
+    c.add_argument("--no-dedupe", action="store_true", help="keep exact duplicate documents")
+    c.add_argument("--min-chars", type=int, default=0,
+                   help="drop documents shorter than this many characters (0)")  # fmt: skip
+    p.add_argument("--unknown", default="error", choices=["error", "unk"],
+                   help="char tokenizer, characters unseen in training: refuse, or map to <unk>")  # fmt: skip
+    p.add_argument("--seed", type=int, default=1337, help="seed for sampling and the split")
+    p.add_argument("--workers", type=int, help="processes for cleaning and encoding (all cores)")
+
+
+def source_options(args: argparse.Namespace) -> SourceOptions:
+    return SourceOptions(
+        include=args.include,
+        exclude=args.exclude,
+        text_field=args.text_field,
+        paragraphs=args.paragraphs,
+        encoding=args.encoding,
+        errors=args.errors,
+        strict=args.strict,
+    )
+
+
+def clean_config(args: argparse.Namespace) -> CleanConfig:
+    if args.min_chars < 0:
+        raise MiniGPTError(f"--min-chars must be 0 or more, got {args.min_chars}")
+    return CleanConfig(
+        fix_mojibake=not args.no_mojibake,
+        control_chars=not args.no_control_chars,
+        nfc=not args.no_nfc,
+        dedupe=not args.no_dedupe,
+        min_chars=args.min_chars,
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "prepare",
-        help="tokenize text files into a dataset folder",
-        description="Turn text files or folders into train.bin, val.bin, tokenizer.json and meta.json.",
+        help="clean and tokenize text into a dataset folder",
+        description=(
+            "Turn text, jsonl or parquet files (optionally .gz/.zst) or folders into token "
+            "shards, tokenizer.json and meta.json (with a dataset report)."
+        ),
     )
-    p.add_argument("inputs", nargs="+", help="text files and/or folders (searched recursively)")
+    p.add_argument("inputs", nargs="+", help="files and/or folders (searched recursively)")
     p.add_argument("--out", required=True, help="dataset folder to create")
     p.add_argument(
         "--tokenizer",
         default="char",
-        metavar="KIND",
-        help="char, or hf:DIR for the tokenizer of a Hugging Face model folder (to fine-tune it)",
+        metavar="KIND_OR_PATH",
+        help="char, bpe (trained here), gpt2, the path of a tokenizer.json to reuse, or hf:DIR "
+        "for the tokenizer of a Hugging Face model folder (to fine-tune it) (char)",
+    )
+    p.add_argument("--vocab-size", type=int, default=32000, help="bpe vocabulary size (32000)")
+    p.add_argument(
+        "--tokenizer-sample-bytes",
+        type=parse_size,
+        default=TOKENIZER_SAMPLE_BYTES,
+        help="train the tokenizer on a random sample of about this much text (100MB)",
     )
     p.add_argument("--val-fraction", type=float, default=0.1, help="share for validation (0.1)")
-    p.add_argument("--encoding", default="utf-8", help="text encoding of the inputs (utf-8)")
     p.add_argument(
-        "--unknown",
-        default="error",
-        choices=["error", "unk"],
-        help="characters unseen in training: refuse them, or map them to <unk>",
+        "--split",
+        default="auto",
+        choices=["auto", "documents", "tail"],
+        help="val = whole documents, or the tail of the token stream (auto: tail for char; "
+        "documents otherwise, or tail when there are too few documents)",
     )
+    p.add_argument(
+        "--shard-tokens",
+        type=parse_size,
+        default=SHARD_TOKENS,
+        help=f"start a new shard file every this many tokens ({SHARD_TOKENS:,})",
+    )
+    add_reading_arguments(p)
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    sources = source_options(args)
     prepare_dataset(
         args.inputs,
         args.out,
         tokenizer=args.tokenizer,
+        vocab_size=args.vocab_size,
+        tokenizer_sample_bytes=args.tokenizer_sample_bytes,
         val_fraction=args.val_fraction,
-        encoding=args.encoding,
+        split=args.split,
+        seed=args.seed,
+        shard_tokens=args.shard_tokens,
+        include=sources.include,
+        exclude=sources.exclude,
+        text_field=sources.text_field,
+        paragraphs=sources.paragraphs,
+        encoding=sources.encoding,
+        errors=sources.errors,
+        strict=sources.strict,
+        clean=clean_config(args),
         unknown=args.unknown,
+        workers=args.workers,
         force=args.force,
+        quiet=args.quiet,
     )
     return 0
