@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 from minigpt.checkpoint import checkpoint_dirs, find_checkpoint
 from minigpt.config import TrainConfig
 from minigpt.errors import MiniGPTError
+from minigpt.monitor import tensorboard_available
 from minigpt.optim import lr_at
 from minigpt.prepare import prepare_dataset
 from minigpt.train import Trainer, train
@@ -29,6 +30,8 @@ def test_training_lowers_the_loss_and_writes_a_run(tiny_config, tmp_path, capsys
     assert result.tokens_seen == 60 * 4 * 16 == records[-1]["tokens"]
     assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG"
     assert (run / "samples.txt").read_text().count("=== iter") == 2
+    if tensorboard_available():
+        assert any((run / "tensorboard").iterdir())
     out = capsys.readouterr().out
     assert "eta " in out and "best val loss" in out and "bits per byte" in out
     assert "peak memory" in out and result.peak_memory > 0
