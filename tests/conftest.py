@@ -39,6 +39,7 @@ TINY = dict(
     lr=1e-3,
     dropout=0.0,
     device="cpu",
+    sample_tokens=16,
 )
 
 

@@ -129,3 +129,18 @@ def test_batch_size_auto_keeps_the_effective_batch(tmp_path):
     assert explicit.train.effective_batch == 64
     with pytest.raises(MiniGPTError, match="batch_size must be a positive integer or auto"):
         load_config(overrides={"batch_size": -2})
+
+
+def test_training_engine_options(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[train]\ncompile = true\n")  # a TOML bool for the auto/true/false field
+    assert load_config(config_file=path).train.compile == "true"
+    assert load_config().train.dtype == "auto" and load_config().train.compile == "auto"
+    with pytest.raises(MiniGPTError, match="on_bad_loss must be stop or skip.*'skip'"):
+        load_config(overrides={"on_bad_loss": "skp"})
+    with pytest.raises(MiniGPTError, match="compile must be auto, true or false"):
+        load_config(overrides={"compile": "maybe"})
+    with pytest.raises(MiniGPTError, match="spike_threshold must be 0"):
+        load_config(overrides={"spike_threshold": 0.5})
+    with pytest.raises(MiniGPTError, match="keep_checkpoints must be >= 1"):
+        load_config(overrides={"keep_checkpoints": 0})

@@ -3,24 +3,31 @@
 A checkpoint is a folder ``RUN/checkpoints/ckpt-NNNNNNN`` holding
 
 - ``model.safetensors``: the weights (tied weights stored once);
-- ``optimizer.safetensors``: the optimizer's tensors and the torch RNG state;
-- ``state.json``: iteration, config, optimizer hyper-parameters, other RNG states and the
+- ``optimizer.safetensors``: the optimizer's tensors (any torch optimizer's state dict,
+  flattened) and the torch and CUDA RNG states;
+- ``state.json``: iteration, config, optimizer hyper-parameters, gradient-scaler and schedule
+  state, the python and numpy RNG states, the data sampler's position, the val loss, and the
   SHA-256 of both tensor files, written last.
 
 It is written under a temporary name, fsynced and renamed, so a run killed at any moment leaves
-either the previous checkpoint or the new one, never half of one.
+either the previous checkpoint or the new one, never half of one. Nothing is ever unpickled:
+safetensors and JSON cannot run code when loaded, and pickle files are refused outright.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import random
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -33,6 +40,8 @@ STATE_FILE = "state.json"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 _NAME = re.compile(r"^ckpt-(\d+)$")
+# First bytes of files that would execute code when loaded: a raw pickle, torch.save's zip.
+_PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")
 
 
 def sha256_file(path: Path) -> str:
@@ -80,7 +89,16 @@ def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
                 tensors[f"state.{idx}.{name}"] = value.detach().contiguous().cpu()
             else:
                 scalars.setdefault(str(idx), {})[name] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+    groups = []
+    for i, group in enumerate(sd["param_groups"]):
+        plain = {}
+        for name, value in group.items():
+            if torch.is_tensor(value):  # e.g. lr as a tensor (capturable optimizers)
+                tensors[f"group.{i}.{name}"] = value.detach().contiguous().cpu()
+            else:
+                plain[name] = value
+        groups.append(plain)
+    return tensors, {"param_groups": groups, "scalars": scalars}
 
 
 def optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
@@ -91,7 +109,31 @@ def optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
             state.setdefault(int(idx), {})[name] = value
     for idx, values in meta.get("scalars", {}).items():
         state.setdefault(int(idx), {}).update(values)
-    return {"state": state, "param_groups": meta["param_groups"]}
+    groups = [dict(g) for g in meta["param_groups"]]
+    for key, value in tensors.items():
+        if key.startswith("group."):
+            _, i, name = key.split(".", 2)
+            groups[int(i)][name] = value
+    return {"state": state, "param_groups": groups}
+
+
+def rng_states() -> dict[str, Any]:
+    """The python and numpy global RNG states as JSON (torch's go to safetensors)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    if "python" in states:
+        version, internal, gauss = states["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "numpy" in states:
+        kind, keys, pos, has_gauss, cached = states["numpy"]
+        np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
@@ -112,10 +154,11 @@ def save_checkpoint(
     tokenizer: Tokenizer | None = None,
     keep_last: int = 2,
 ) -> Path:
-    """Write ``ckpt-{iteration}`` atomically and prune older ones beyond ``keep_last``.
+    """Write ``ckpt-{iteration}`` atomically; keep the newest ``keep_last`` and the best.
 
-    The tokenizer is stored inside the checkpoint too, so a copied checkpoint folder can
-    still decode what it generates.
+    ``state`` is any JSON; a ``val_loss`` in it marks the checkpoint as a candidate for
+    "best", which pruning never removes. The tokenizer is stored inside the checkpoint too,
+    so a copied checkpoint folder can still decode what it generates.
     """
     root = Path(run_dir) / CHECKPOINTS_DIR
     root.mkdir(parents=True, exist_ok=True)
@@ -135,6 +178,7 @@ def save_checkpoint(
         **state,
         "iteration": iteration,
         "optimizer": opt_meta,
+        "rng": rng_states(),
         "sha256": {f: sha256_file(tmp / f) for f in (MODEL_FILE, OPTIMIZER_FILE)},
     }
     if tokenizer is not None:
@@ -145,9 +189,35 @@ def save_checkpoint(
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     _fsync(root)
-    for old in checkpoint_dirs(run_dir)[:-keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
+    prune_checkpoints(run_dir, keep_last)
     return final
+
+
+def _val_loss(path: Path) -> float:
+    """A checkpoint's recorded val loss (inf when unknown or unreadable)."""
+    try:
+        value = json.loads((path / STATE_FILE).read_text(encoding="utf-8")).get("val_loss")
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return float("inf")
+    return float(value) if value is not None else float("inf")
+
+
+def best_checkpoint_dir(run_dir: str | Path) -> Path | None:
+    """The checkpoint folder with the lowest recorded val loss (the newest on ties)."""
+    scored = [(_val_loss(p), -i, p) for i, p in enumerate(checkpoint_dirs(run_dir))]
+    scored = [s for s in scored if math.isfinite(s[0])]
+    return min(scored)[2] if scored else None
+
+
+def prune_checkpoints(run_dir: str | Path, keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` checkpoints and the best by val loss."""
+    keep = set(checkpoint_dirs(run_dir)[-max(1, keep_last) :])
+    best = best_checkpoint_dir(run_dir)
+    if best is not None:
+        keep.add(best)
+    for old in checkpoint_dirs(run_dir):
+        if old not in keep:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 class Checkpoint:
@@ -155,6 +225,8 @@ class Checkpoint:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        for name in (MODEL_FILE, OPTIMIZER_FILE):
+            refuse_pickle(self.path / name)
         state_file = self.path / STATE_FILE
         try:
             self.state: dict[str, Any] = json.loads(state_file.read_text(encoding="utf-8"))
@@ -195,6 +267,8 @@ class Checkpoint:
         raise MiniGPTError(f"checkpoint {self.path} has no {TOKENIZER_FILE}; copy the run's one in")
 
     def restore_rng(self) -> None:
+        """Python, numpy, torch and (same GPU count only) CUDA generators, as when saved."""
+        set_rng_states(self.state.get("rng", {}))
         tensors = self._load(OPTIMIZER_FILE)
         torch.set_rng_state(tensors["rng.torch"])
         cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
@@ -202,16 +276,55 @@ class Checkpoint:
             torch.cuda.set_rng_state_all(cuda)
 
 
-def find_checkpoint(path: str | Path) -> Checkpoint:
-    """A checkpoint folder, or the newest good checkpoint of a run folder."""
+def refuse_pickle(path: Path) -> None:
+    """Refuse a pickle or ``torch.save`` file: loading one can run arbitrary code."""
+    if not path.is_file():
+        return
+    with open(path, "rb") as f:
+        head = f.read(9)
+    # safetensors: an 8-byte header length, then the JSON header's "{".
+    looks_safetensors = len(head) == 9 and head[8:9] == b"{"
+    if not looks_safetensors and head.startswith(_PICKLE_MAGIC):
+        raise MiniGPTError(
+            f"{path} is a pickle/torch.save file, which can run code when loaded; minigpt only "
+            "loads safetensors + JSON checkpoints (write them with `minigpt train`)"
+        )
+
+
+def _newest_good(run_dir: Path, skip: Path | None = None) -> Checkpoint | None:
+    for candidate in reversed(checkpoint_dirs(run_dir)):
+        if candidate == skip:
+            continue
+        try:
+            return Checkpoint(candidate)
+        except MiniGPTError:
+            continue
+    return None
+
+
+def find_checkpoint(path: str | Path, best: bool = False) -> Checkpoint:
+    """A checkpoint folder, or the newest good checkpoint of a run folder (``best``: the one
+    with the lowest val loss). Corrupted checkpoints are reported, naming the one used."""
     path = Path(path)
     if not path.exists():
         raise MiniGPTError(f"{path} does not exist; pass a run folder or a checkpoint folder")
-    if (path / STATE_FILE).is_file():
-        return Checkpoint(path)
+    if path.is_file():
+        refuse_pickle(path)
+        raise MiniGPTError(f"{path} is a file; pass a run folder or a checkpoint folder")
+    if (path / STATE_FILE).is_file() or _NAME.match(path.name):
+        try:
+            return Checkpoint(path)
+        except MiniGPTError as e:
+            good = _newest_good(path.parent.parent, skip=path)
+            hint = f"; the newest good checkpoint is {good.path}" if good else ""
+            raise MiniGPTError(f"{e}{hint}") from None
     candidates = checkpoint_dirs(path)
     if not candidates:
         raise MiniGPTError(f"{path} holds no checkpoints; train first with `minigpt train`")
+    if best:
+        chosen = best_checkpoint_dir(path)
+        if chosen is not None:
+            return find_checkpoint(chosen)
     errors = []
     for candidate in reversed(candidates):
         try:
@@ -219,7 +332,15 @@ def find_checkpoint(path: str | Path) -> Checkpoint:
         except MiniGPTError as e:
             errors.append(str(e))
             continue
+        for error in errors:
+            print(f"warning: {error}", file=sys.stderr)
         if errors:
-            print(f"warning: skipped {len(errors)} bad checkpoint(s); using {candidate.name}")
+            print(
+                f"warning: skipped {len(errors)} bad checkpoint(s); using the newest good "
+                f"one, {ckpt.path}",
+                file=sys.stderr,
+            )
         return ckpt
-    raise MiniGPTError(f"every checkpoint in {path} is corrupted: {errors[0]}")
+    raise MiniGPTError(
+        f"every checkpoint in {path} is corrupted (newest: {errors[0]}); start over with --force"
+    )

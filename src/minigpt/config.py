@@ -91,8 +91,21 @@ class TrainConfig:
     checkpoint_interval: int = _field(1000, "write a checkpoint every this many steps")
     seed: int = _field(1337, "random seed (weights, batches, dropout)")
     device: str = _field("auto", "auto, cpu, cuda, cuda:N or mps")
-    dtype: str = _field("float32", "float32, bfloat16 or float16 (autocast)")
-    compile: bool = _field(False, "compile the model with torch.compile")
+    dtype: str = _field(
+        "auto", "auto, float32, bfloat16 or float16 (autocast; auto: bf16/fp16 on GPU, fp32 on CPU)"
+    )
+    compile: str = _field(
+        "auto", "torch.compile the model: true, false or auto (on for CUDA, off elsewhere)"
+    )
+    keep_checkpoints: int = _field(2, "keep the newest this many checkpoints (plus the best)")
+    on_bad_loss: str = _field("stop", "NaN/inf loss or spike: stop, or skip the step and go on")
+    spike_threshold: float = _field(
+        3.0, "a loss above this times its recent average is a spike (0 disables)"
+    )
+    early_stop: int = _field(0, "stop after this many evals without a better val loss (0: off)")
+    sample_prompt: str = _field("", "prompt for the sample written at each eval")
+    sample_tokens: int = _field(200, "tokens of the sample written at each eval (0: none)")
+    tensorboard: bool = _field(True, "write TensorBoard logs when tensorboard is installed")
     optimizer: str = _field(
         "adamw", "adamw, or muon (Muon for hidden matrices, AdamW for the rest)"
     )
@@ -236,8 +249,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         schedule="wsd",
         cooldown_frac=0.4,
         min_lr_ratio=0.0,
-        dtype="auto",
-        compile=True,
         eval_interval=250,
         eval_iters=50,
         log_interval=10,
@@ -296,6 +307,8 @@ def coerce(name: str, value: Any, tp: Any) -> Any:
                 raise ValueError
             return float(value)
         if base is str:
+            if isinstance(value, bool):  # e.g. `compile = true` in TOML
+                return "true" if value else "false"
             if not isinstance(value, str):
                 raise ValueError
             return value
@@ -470,6 +483,24 @@ def validate(config: RunConfig) -> None:
         raise MiniGPTError(
             f"dtype must be auto, float32, bfloat16 or float16, got '{t.dtype}'"
             f"{suggest(t.dtype, ['float32', 'bfloat16', 'float16'])}"
+        )
+    choices = {"compile": ("auto", "true", "false"), "on_bad_loss": ("stop", "skip")}
+    for name, allowed in choices.items():
+        value = getattr(t, name)
+        if value not in allowed:
+            raise MiniGPTError(
+                f"{name} must be {', '.join(allowed[:-1])} or {allowed[-1]}, got '{value}'"
+                f"{suggest(value, allowed)}"
+            )
+    for name in ("keep_checkpoints",):
+        if getattr(t, name) < 1:
+            raise MiniGPTError(f"{name} must be >= 1, got {getattr(t, name)}")
+    for name in ("early_stop", "sample_tokens"):
+        if getattr(t, name) < 0:
+            raise MiniGPTError(f"{name} must be >= 0, got {getattr(t, name)}")
+    if not (t.spike_threshold == 0 or t.spike_threshold > 1):
+        raise MiniGPTError(
+            f"spike_threshold must be 0 (off) or above 1, got {t.spike_threshold}; e.g. 3"
         )
 
 

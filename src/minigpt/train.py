@@ -6,16 +6,32 @@ One optimizer step, as in nanoGPT:
     clip the gradient norm;  AdamW step at the scheduled learning rate;  zero the gradients
 
 with train/val loss estimates every ``eval_interval`` steps, a log line every ``log_interval``
-and a checkpoint every ``checkpoint_interval``. ``resume=True`` continues from the newest good
-checkpoint of the run folder, reading exactly the batches the uninterrupted run would have.
+and a checkpoint every ``checkpoint_interval`` (and at every new best val loss).
+
+Around that loop:
+
+- precision: autocast to bf16/fp16 on the forward pass with fp32 master weights, and a
+  gradient scaler for fp16 (``dtype auto``: bf16 where the GPU has it, fp16 on older CUDA
+  GPUs, fp32 on CPU); ``torch.compile`` where it helps, with a one-warning eager fallback;
+- data: batches read ahead on a background thread (``prefetch.py``), pinned on CUDA;
+- safety: ``resume=True`` continues from the newest good checkpoint bit for bit (the batches
+  are a pure function of the step, and every RNG is checkpointed); SIGINT (Ctrl-C) and SIGTERM
+  finish the current step and write a checkpoint before exiting; a NaN/inf loss or a loss
+  spike stops the run before the bad update is applied (or skips the step, ``on_bad_loss
+  skip``); optional early stopping on val loss;
+- watching: a progress line with ETA, and the callbacks of ``monitor.py`` (metrics.jsonl,
+  loss-curve PNG, samples, TensorBoard), MFU on CUDA and a summary at the end.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +45,34 @@ from minigpt.checkpoint import save_checkpoint as write_checkpoint
 from minigpt.config import RunConfig, save_config
 from minigpt.dataset import Dataset, batch_rng
 from minigpt.errors import MiniGPTError
+from minigpt.evaluate import bits_per_byte
 from minigpt.hf import adopt_hf_model, is_hf_ref
 from minigpt.model import GPT
+from minigpt.monitor import (
+    PLOT_FILE,
+    SAMPLES_FILE,
+    TENSORBOARD_DIR,
+    MetricsLog,
+    default_callbacks,
+    format_bytes,
+    format_duration,
+    gpu_peak_flops,
+    mfu,
+    peak_memory,
+)
 from minigpt.optim import lr_at, make_optimizer
 from minigpt.planner import auto_batch, is_out_of_memory, out_of_memory_message
+from minigpt.prefetch import BatchPrefetcher
+from minigpt.sizing import flops_per_token
 
 CONFIG_FILE = "config.toml"
+# Spike detection compares each loss with an exponential moving average of the previous ones,
+# once it has seen this many steps; skipping more bad steps than this in a row stops the run.
+SPIKE_WARMUP_STEPS = 10
+LOSS_EMA_DECAY = 0.9
+MAX_CONSECUTIVE_SKIPS = 10
+
+Callback = Callable[["Trainer", dict[str, Any]], None]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -65,6 +103,23 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
+def resolve_compile(name: str, device: torch.device) -> bool:
+    """``auto`` compiles on CUDA only: there it is a large speed-up, while on CPU it saved
+    about 3% of step time for a minute of compiling (BENCHMARKS.md, issue 3)."""
+    if name == "auto":
+        return device.type == "cuda"
+    return name == "true"
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised by ``Trainer.run`` after SIGINT or SIGTERM, once the checkpoint is written."""
+
+    def __init__(self, signum: int, checkpoint: Path | None) -> None:
+        super().__init__(f"{signal.Signals(signum).name}; checkpoint {checkpoint}")
+        self.signum = signum
+        self.checkpoint = checkpoint
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -75,10 +130,27 @@ class TrainResult:
     seconds: float
     tokens_per_second: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    tokens_seen: int = 0
+    best_val_bpb: float = float("nan")
+    peak_memory: int = 0
+    mfu: float | None = None
+    skipped_steps: int = 0
+    stop_reason: str = ""
+
+    @property
+    def best_val_perplexity(self) -> float:
+        return math.exp(self.best_val_loss) if self.best_val_loss < 700 else float("inf")
 
 
 class Trainer:
-    """Owns the model, optimizer, data and run folder for one training run."""
+    """Owns the model, optimizer, data and run folder for one training run.
+
+    ``callbacks`` are called as ``callback(trainer, record)`` after every evaluation, with
+    the eval record (``iter``, ``tokens``, ``train``, ``val``, ``val_ppl``, ``val_bpb``,
+    ``lr``); one may also define ``on_log(trainer, record)`` for each log line and
+    ``close(trainer)`` for the end of the run. ``watch=False`` leaves out the built-in
+    watchers (metrics.jsonl, loss plot, samples, TensorBoard; see ``monitor.py``).
+    """
 
     def __init__(
         self,
@@ -88,12 +160,13 @@ class Trainer:
         force: bool = False,
         init_from: str | Path | None = None,
         progress: bool = False,
-        callbacks: list[Callable[[Trainer, dict[str, Any]], None]] | None = None,
+        callbacks: list[Callback] | None = None,
+        watch: bool = True,
     ) -> None:
         self.config = config
-        # Called after every evaluation with its record ({"iter", "train", "val", ...});
-        # metrics files, plots and sweep pruning hook in here.
+        self.fresh_start = force and not resume
         self.callbacks = list(callbacks or [])
+        self.watch = watch
         self.cfg = config.train
         self.progress = progress
         if not self.cfg.data:
@@ -121,14 +194,25 @@ class Trainer:
                 f"batch size auto: micro-batch {self.cfg.batch_size} x grad_accum "
                 f"{self.cfg.grad_accum} fits {self.device}"
             )
+        if self.device.type == "cuda":  # TF32 matmuls for whatever still runs in fp32
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.model = GPT(config.model).to(self.device)
         self.optimizer = make_optimizer(self.model, self.cfg, self.device)
-        self.scaler = torch.amp.GradScaler(
-            self.device.type, enabled=self.dtype == torch.float16 and self.device.type == "cuda"
-        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.step = 0
         self.best_val_loss = float("inf")
         self.history: list[dict[str, Any]] = []
+        self.loss_ema: float | None = None
+        self.ema_steps = 0
+        self.skipped_steps = 0
+        self.consecutive_skips = 0
+        self.evals_since_best = 0
+        self.last_eval: dict[str, Any] | None = None
+        self.last_grad_norm: float | None = None
+        self._stop_signal: int | None = None
+        self.prefetcher: BatchPrefetcher | None = None
+        self.saved_step: int | None = None
         if resume and checkpoint_dirs(self.run_dir):
             self._restore(find_checkpoint(self.run_dir))
         elif hf_init is not None:
@@ -137,7 +221,14 @@ class Trainer:
             ckpt = find_checkpoint(init_from)
             self._check_tokenizer(ckpt)
             load_model_state(self.model, ckpt.model_tensors())
-        self.forward_model = torch.compile(self.model) if self.cfg.compile else self.model
+            self.log(f"initialised the weights from {ckpt.path}")
+        self.forward_model: Any = self.model
+        self._compile_ok: set[str] = set()
+        if resolve_compile(self.cfg.compile, self.device):
+            try:
+                self.forward_model = torch.compile(self.model)
+            except Exception as e:  # unsupported platform or Python version
+                self._compile_failed(e)
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -149,6 +240,17 @@ class Trainer:
                 f"{self.run_dir} already holds a run; pass --resume to continue it, "
                 "--force to start over, or choose another --out-dir"
             )
+
+    def _clear_previous_run(self) -> None:
+        """``force``: the old run's checkpoints and logs go, so none is mistaken for this run's."""
+        old = checkpoint_dirs(self.run_dir)
+        for path in old:
+            shutil.rmtree(path)
+        for name in (SAMPLES_FILE, PLOT_FILE):
+            (self.run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(self.run_dir / TENSORBOARD_DIR, ignore_errors=True)
+        if old:
+            self.log(f"--force: removed {len(old)} checkpoint(s) of the previous run")
 
     def _fit_vocab(self) -> None:
         """The model's vocabulary comes from the dataset; a larger one is kept as padding."""
@@ -185,50 +287,155 @@ class Trainer:
         opt_state = ckpt.optimizer_state()
         if opt_state is not None:
             self.optimizer.load_state_dict(opt_state)
+        if ckpt.state.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ckpt.state["scaler"])
         ckpt.restore_rng()
+        state = ckpt.state
         self.step = ckpt.iteration
-        self.best_val_loss = ckpt.state.get("best_val_loss", float("inf"))
-        self.history = ckpt.state.get("history", [])
+        self.best_val_loss = state.get("best_val_loss", float("inf"))
+        self.history = state.get("history", [])
+        self.loss_ema = state.get("loss_ema")
+        self.ema_steps = state.get("ema_steps", 0)
+        self.skipped_steps = state.get("skipped_steps", 0)
+        self.evals_since_best = state.get("evals_since_best", 0)
         self.log(f"resumed from {ckpt.path} at iteration {self.step}")
+
+    # -- torch.compile with a fallback ---------------------------------------------------------
+
+    def _compile_failed(self, error: Exception) -> None:
+        first_line = (str(error).strip().splitlines() or [""])[0][:200]
+        self.log(
+            f"warning: torch.compile failed ({type(error).__name__}: {first_line}); "
+            "training without it (pass --compile false to skip trying)"
+        )
+        self.forward_model = self.model
+
+    def _guarded(self, fn: Callable[[], Any], mode: str) -> Any:
+        """Run ``fn``; the first time per mode with a compiled model, fall back on failure.
+
+        torch.compile compiles lazily, at the first forward (and backward) of each mode, so
+        that is where a missing compiler or an unsupported op shows up.
+        """
+        if self.forward_model is self.model or mode in self._compile_ok:
+            return fn()
+        rng = torch.get_rng_state()
+        try:
+            out = fn()
+        except (MiniGPTError, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            if is_out_of_memory(e):  # not compile's fault: the caller reports it
+                raise
+            self._compile_failed(e)
+            torch.set_rng_state(rng)
+            self.optimizer.zero_grad(set_to_none=True)
+            return fn()
+        self._compile_ok.add(mode)
+        return out
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def autocast(self) -> Any:
-        if self.dtype == torch.float32:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+    def autocast(self) -> AbstractContextManager:
+        return torch.autocast(
+            self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
+        )
+
+    def _cpu_batch(self, split: str, step: int, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = batch_rng(self.cfg.seed, split, step, micro)
+        return self.data.get_batch(split, self.cfg.batch_size, self.config.model.block_size, rng)
 
     def batch(self, split: str, step: int, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = batch_rng(self.cfg.seed, split, step, micro)
-        x, y = self.data.get_batch(split, self.cfg.batch_size, self.config.model.block_size, rng)
+        """The micro-batch ``micro`` of step ``step``, on the device (read synchronously)."""
+        x, y = self._cpu_batch(split, step, micro)
         return x.to(self.device), y.to(self.device)
 
+    def _train_batch(self, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.prefetcher is None:
+            return self.batch("train", self.step, micro)
+        return self.prefetcher.get(self.step, micro)
+
     def train_step(self) -> float:
-        """One optimizer step over ``grad_accum`` micro-batches; returns the mean loss."""
+        """One optimizer step over ``grad_accum`` micro-batches; returns the mean loss.
+
+        A NaN/inf loss or a spike is caught before the update is applied: the run stops with
+        a ``MiniGPTError`` or, with ``on_bad_loss skip``, the step is skipped.
+        """
+        return self._guarded(self._train_step, "train")
+
+    def _train_step(self) -> float:
         self.model.train()
         lr = lr_at(self.step, self.cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)  # muon: each group its own lr
-        total = 0.0
+        total = torch.zeros((), device=self.device)
         for micro in range(self.cfg.grad_accum):
-            x, y = self.batch("train", self.step, micro)
+            x, y = self._train_batch(micro)
             with self.autocast():
                 _, loss = self.forward_model(x, y)
                 loss = loss / self.cfg.grad_accum
             self.scaler.scale(loss).backward()
-            total += loss.item()
+            total += loss.detach()
+        mean_loss = total.item()
+        problem = self._bad_loss(mean_loss)
+        if problem:
+            self.optimizer.zero_grad(set_to_none=True)
+            self._handle_bad_step(problem)
+            self.step += 1
+            return mean_loss
+        self.consecutive_skips = 0
         if self.cfg.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.last_grad_norm = float(norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        return total
+        self._update_loss_ema(mean_loss)
+        return mean_loss
+
+    def _bad_loss(self, loss: float) -> str:
+        """Why this loss must not be trained on ('' if it is fine)."""
+        if not math.isfinite(loss):
+            return f"loss became {loss}"
+        threshold = self.cfg.spike_threshold
+        ema = self.loss_ema
+        warmed_up = ema is not None and self.ema_steps >= SPIKE_WARMUP_STEPS
+        if threshold and warmed_up and loss > threshold * ema:
+            return (
+                f"loss spiked to {loss:.4f}, {loss / ema:.1f}x its recent "
+                f"average {ema:.4f} (spike_threshold {threshold:g})"
+            )
+        return ""
+
+    def _update_loss_ema(self, loss: float) -> None:
+        ema = self.loss_ema
+        self.loss_ema = loss if ema is None else LOSS_EMA_DECAY * ema + (1 - LOSS_EMA_DECAY) * loss
+        self.ema_steps += 1
+
+    def _handle_bad_step(self, problem: str) -> None:
+        where = f"{problem} at iteration {self.step + 1}"
+        if self.cfg.on_bad_loss == "skip" and self.consecutive_skips < MAX_CONSECUTIVE_SKIPS:
+            self.skipped_steps += 1
+            self.consecutive_skips += 1
+            self.log(f"warning: {where}; skipped that step (no update applied)")
+            return
+        good = checkpoint_dirs(self.run_dir)
+        kept = f"the last good checkpoint is {good[-1]}" if good else "no checkpoint was written"
+        if self.consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
+            where = f"{MAX_CONSECUTIVE_SKIPS} bad steps in a row, the last: {where}"
+        raise MiniGPTError(
+            f"{where}; stopped before applying it ({kept}). Lower --lr (now {self.cfg.lr:g}), "
+            "raise --warmup-iters or --spike-threshold, or pass --on-bad-loss skip; then "
+            "continue with --resume"
+        )
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Mean loss over ``eval_iters`` batches of each split, the same batches every time."""
+        return self._guarded(self._evaluate, "eval")
+
+    def _evaluate(self) -> dict[str, float]:
         self.model.eval()
         out = {}
         for split in ("train", "val"):
@@ -238,30 +445,161 @@ class Trainer:
                 x, y = self.data.get_batch(
                     split, self.cfg.batch_size, self.config.model.block_size, rng
                 )
-                with self.autocast():
+                with torch.no_grad(), self.autocast():
                     _, loss = self.forward_model(x.to(self.device), y.to(self.device))
                 losses[i] = loss.item()
             out[split] = losses.mean().item()
         self.model.train()
         return out
 
+    def val_bpb(self, loss: float) -> float:
+        """Bits per byte of the val split implied by a mean val loss per token."""
+        info = self.data.meta.splits.get("val")
+        return bits_per_byte(loss, info.tokens, info.bytes) if info else float("nan")
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.cfg.batch_size * self.cfg.grad_accum * self.config.model.block_size
+
     def save(self) -> Path:
+        last_eval = self.last_eval if self.last_eval and self.last_eval["iter"] == self.step else {}
         state = {
             "config": self.config.to_dict(),
             "best_val_loss": self.best_val_loss,
+            "val_loss": last_eval.get("val"),
             "history": self.history,
             "tokenizer_fingerprint": self.data.meta.tokenizer.get("fingerprint"),
             "minigpt_version": minigpt.__version__,
+            "tokens_seen": self.step * self.tokens_per_step,
+            # Batches and learning rate are pure functions of the step and config; recorded
+            # here so the checkpoint says where the sampler and schedule stand.
+            "sampler": {"kind": "batch_rng", "seed": self.cfg.seed, "next_step": self.step},
+            "schedule": {"step": self.step, "lr": lr_at(self.step, self.cfg)},
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "loss_ema": self.loss_ema,
+            "ema_steps": self.ema_steps,
+            "skipped_steps": self.skipped_steps,
+            "evals_since_best": self.evals_since_best,
         }
-        return write_checkpoint(
-            self.run_dir, self.step, self.model, self.optimizer, state, self.tokenizer
+        path = write_checkpoint(
+            self.run_dir,
+            self.step,
+            self.model,
+            self.optimizer,
+            state,
+            self.tokenizer,
+            keep_last=self.cfg.keep_checkpoints,
         )
+        self.saved_step = self.step
+        return path
 
     def log(self, message: str) -> None:
         if self.progress:
             tqdm.write(message)
         else:
             print(message, flush=True)
+
+    # -- signals --------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_signal == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: quit now, without saving
+        self._stop_signal = signum
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """SIGINT and SIGTERM set a flag; the loop saves and stops after the current step."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, self._on_signal)
+        return old
+
+    def _stop_for_signal(self, bar: tqdm) -> None:
+        signum = self._stop_signal
+        assert signum is not None
+        bar.close()
+        path = None
+        if self.step > 0:
+            path = (
+                self.save() if self.saved_step != self.step else checkpoint_dirs(self.run_dir)[-1]
+            )
+        name = signal.Signals(signum).name
+        where = f"saved {path}; continue with --resume" if path else "nothing to save yet"
+        self.log(f"{name} received at iteration {self.step}: {where}")
+        raise TrainingInterrupted(signum, path)
+
+    # -- watching ---------------------------------------------------------------------------------
+
+    def _notify(self, hook: str, record: dict[str, Any]) -> None:
+        for callback in [*self.watchers, *self.callbacks]:
+            if hook == "eval":
+                callback(self, record)
+            elif hasattr(callback, hook):
+                getattr(callback, hook)(self, record)
+
+    def _log_record(self, losses: list[float], seconds: float, stop: int) -> dict[str, Any]:
+        steps = max(1, len(losses))
+        tok_s = steps * self.tokens_per_step / seconds if seconds > 0 else 0.0
+        record: dict[str, Any] = {
+            "iter": self.step,
+            "tokens": self.step * self.tokens_per_step,
+            "loss": sum(losses) / steps,
+            "lr": lr_at(self.step - 1, self.cfg),
+            "ms_per_iter": 1000 * seconds / steps,
+            "tokens_per_second": tok_s,
+            "grad_norm": self.last_grad_norm,
+            "mfu": mfu(self.flops_per_token, tok_s, self.peak_flops),
+            "elapsed": time.time() - self.start_time,
+        }
+        done = self.step - self.start_step
+        if done:
+            record["eta"] = (stop - self.step) * record["elapsed"] / done
+        return record
+
+    def _log_line(self, r: dict[str, Any]) -> str:
+        parts = [
+            f"iter {r['iter']:6d}/{self.cfg.max_iters}",
+            f"loss {r['loss']:.4f}",
+            f"lr {r['lr']:.2e}",
+            f"{r['ms_per_iter']:7.1f} ms/iter",
+            f"{r['tokens_per_second']:9,.0f} tok/s",
+        ]
+        if self.last_eval:
+            parts.insert(2, f"val {self.last_eval['val']:.4f}")
+        if r["mfu"] is not None:
+            parts.append(f"mfu {100 * r['mfu']:.1f}%")
+        if "eta" in r:
+            parts.append(f"eta {format_duration(r['eta'])}")
+        return " | ".join(parts)
+
+    def _after_eval(self) -> bool:
+        """Evaluate, record, notify; True when early stopping says to stop."""
+        losses = self.evaluate()
+        val = losses["val"]
+        improved = val < self.best_val_loss
+        self.best_val_loss = min(self.best_val_loss, val)
+        self.evals_since_best = 0 if improved else self.evals_since_best + 1
+        record = {
+            "iter": self.step,
+            "tokens": self.step * self.tokens_per_step,
+            **losses,
+            "val_ppl": math.exp(val) if val < 700 else float("inf"),
+            "val_bpb": self.val_bpb(val),
+            "lr": lr_at(max(0, self.step - 1), self.cfg),
+        }
+        self.history.append(record)
+        self.last_eval = record
+        self._notify("eval", record)
+        self.log(
+            f"eval {self.step:6d} | train {losses['train']:.4f} | val {val:.4f} "
+            f"| ppl {record['val_ppl']:.2f} | {record['val_bpb']:.3f} bpb "
+            f"| best val {self.best_val_loss:.4f}"
+        )
+        if improved:
+            self.save()  # every new best is kept (pruning never removes the best)
+        patience = self.cfg.early_stop
+        return bool(patience) and self.evals_since_best >= patience
 
     def run(self, until: int | None = None) -> TrainResult:
         """Train to ``max_iters`` (or stop early at ``until``, with a checkpoint)."""
@@ -270,11 +608,19 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_config(self.config, self.run_dir / CONFIG_FILE)
         self.tokenizer.save(self.run_dir)
-        tokens_per_step = cfg.batch_size * cfg.grad_accum * self.config.model.block_size
+        if self.fresh_start and self.step == 0:
+            self._clear_previous_run()
+        MetricsLog(self.run_dir).truncate_after(self.step)
+        self.watchers = default_callbacks(self) if self.watch else []
+        self.flops_per_token = flops_per_token(self.config.model)
+        self.peak_flops = gpu_peak_flops(self.device, self.dtype)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        compiled = "compiled" if self.forward_model is not self.model else "eager"
         self.log(
             f"training {self.model.num_params() / 1e6:.2f}M parameters on {self.device} "
-            f"({str(self.dtype).removeprefix('torch.')}), {tokens_per_step:,} tokens per step, "
-            f"{cfg.max_iters} steps -> {self.run_dir}"
+            f"({str(self.dtype).removeprefix('torch.')}, {compiled}), "
+            f"{self.tokens_per_step:,} tokens per step, {cfg.max_iters} steps -> {self.run_dir}"
         )
         bar = tqdm(
             total=cfg.max_iters,
@@ -284,11 +630,16 @@ class Trainer:
             dynamic_ncols=True,
             leave=False,
         )
-        start = time.time()
-        start_step = self.step
-        window_start, window_steps = time.time(), 0
+        self.start_time = time.time()
+        self.start_step = self.step
+        window_start, window_losses = time.time(), []
         train_loss = val_loss = float("nan")
-        deadline = start + cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
+        stop_reason = ""
+        deadline = self.start_time + cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
+        self.prefetcher = BatchPrefetcher(
+            lambda step, micro: self._cpu_batch("train", step, micro), cfg.grad_accum, self.device
+        )
+        old_handlers = self._install_signal_handlers()
         try:
             while self.step < stop:
                 try:
@@ -299,48 +650,53 @@ class Trainer:
                     self.optimizer.zero_grad(set_to_none=True)
                     message = out_of_memory_message(self.config, self.device, self.dtype, self.step)
                     raise MiniGPTError(message) from None
-                if not math.isfinite(loss):
-                    raise MiniGPTError(
-                        f"loss became {loss} at iteration {self.step}; lower --lr "
-                        f"(now {cfg.lr}) or resume from the last checkpoint"
-                    )
+                window_losses.append(loss)
                 out_of_time = time.time() >= deadline
                 if out_of_time:  # --max-minutes: finish like a last step (eval, checkpoint)
                     stop = self.step
-                    self.log(f"time limit of {cfg.max_minutes:g} min reached at iteration {stop}")
-                window_steps += 1
+                    stop_reason = f"time limit of {cfg.max_minutes:g} min reached"
+                    self.log(f"{stop_reason} at iteration {stop}")
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}")
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(self.step - 1, cfg):.1e}")
+                if self._stop_signal is not None:
+                    self._stop_for_signal(bar)
                 if self.step % cfg.log_interval == 0 or self.step == cfg.max_iters:
-                    dt = (time.time() - window_start) / window_steps
-                    self.log(
-                        f"iter {self.step:6d} | loss {loss:.4f} | lr {lr_at(self.step - 1, cfg):.2e} "
-                        f"| {dt * 1000:7.1f} ms/iter | {tokens_per_step / dt:9,.0f} tok/s"
-                    )
-                    window_start, window_steps = time.time(), 0
+                    record = self._log_record(window_losses, time.time() - window_start, stop)
+                    self._notify("on_log", record)
+                    self.log(self._log_line(record))
+                    window_start, window_losses = time.time(), []
+                early_stop = False
                 if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters or out_of_time:
-                    losses = self.evaluate()
-                    train_loss, val_loss = losses["train"], losses["val"]
-                    self.best_val_loss = min(self.best_val_loss, val_loss)
-                    record = {"iter": self.step, **losses}
-                    self.history.append(record)
-                    for callback in self.callbacks:
-                        callback(self, record)
-                    self.log(
-                        f"eval {self.step:6d} | train {train_loss:.4f} | val {val_loss:.4f} "
-                        f"| best val {self.best_val_loss:.4f}"
-                    )
-                if self.step % cfg.checkpoint_interval == 0 or self.step == stop:
+                    early_stop = self._after_eval()
+                    train_loss, val_loss = self.last_eval["train"], self.last_eval["val"]
+                    bar.set_postfix(loss=f"{loss:.4f}", val=f"{val_loss:.4f}")
+                due = self.step % cfg.checkpoint_interval == 0 or self.step == stop or early_stop
+                if due and self.saved_step != self.step:
                     self.save()
-        except KeyboardInterrupt:
+                if early_stop:
+                    stop_reason = (
+                        f"early stop: val loss has not improved for {cfg.early_stop} evaluations"
+                    )
+                    self.log(stop_reason)
+                    break
+                if self._stop_signal is not None:
+                    self._stop_for_signal(bar)
+        finally:
             bar.close()
-            if self.step > start_step:
-                path = self.save()
-                self.log(f"interrupted: saved {path}; continue with --resume")
-            raise
-        bar.close()
-        seconds = time.time() - start
-        steps = self.step - start_step
+            self.prefetcher.close()
+            self.prefetcher = None
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+            for callback in [*self.watchers, *self.callbacks]:
+                if hasattr(callback, "close"):
+                    callback.close(self)
+        result = self._result(train_loss, val_loss, stop_reason)
+        self.log(self.summary(result))
+        return result
+
+    def _result(self, train_loss: float, val_loss: float, stop_reason: str) -> TrainResult:
+        seconds = time.time() - self.start_time
+        tok_s = (self.step - self.start_step) * self.tokens_per_step / seconds if seconds else 0.0
         return TrainResult(
             run_dir=self.run_dir,
             iterations=self.step,
@@ -348,9 +704,33 @@ class Trainer:
             val_loss=val_loss,
             best_val_loss=self.best_val_loss,
             seconds=seconds,
-            tokens_per_second=steps * tokens_per_step / seconds if seconds > 0 else 0.0,
+            tokens_per_second=tok_s,
             history=self.history,
+            tokens_seen=self.step * self.tokens_per_step,
+            best_val_bpb=self.val_bpb(self.best_val_loss),
+            peak_memory=peak_memory(self.device),
+            mfu=mfu(self.flops_per_token, tok_s, self.peak_flops),
+            skipped_steps=self.skipped_steps,
+            stop_reason=stop_reason,
         )
+
+    def summary(self, r: TrainResult) -> str:
+        lines = [
+            f"summary: {r.iterations} iterations, {r.tokens_seen:,} tokens seen, "
+            f"{format_duration(r.seconds)} wall time, {r.tokens_per_second:,.0f} tok/s"
+            + (f", mfu {100 * r.mfu:.1f}%" if r.mfu is not None else ""),
+            (
+                f"  best val loss {r.best_val_loss:.4f} | perplexity {r.best_val_perplexity:.2f} "
+                f"| {r.best_val_bpb:.3f} bits per byte (on {self.cfg.eval_iters} batches; "
+                f"`minigpt eval {self.run_dir} --data {self.cfg.data}` reads all of val)"
+                if math.isfinite(r.best_val_loss)
+                else "  no evaluation yet"
+            ),
+            f"  peak memory {format_bytes(r.peak_memory)}"
+            + (" (GPU)" if self.device.type == "cuda" else " (process RSS)")
+            + (f" | {r.skipped_steps} bad steps skipped" if r.skipped_steps else ""),
+        ]
+        return "\n".join(lines)
 
 
 def train(
@@ -360,7 +740,8 @@ def train(
     force: bool = False,
     init_from: str | Path | None = None,
     progress: bool = False,
-    callbacks: list[Callable[[Trainer, dict[str, Any]], None]] | None = None,
+    callbacks: list[Callback] | None = None,
+    watch: bool = True,
 ) -> TrainResult:
     """Train a model as ``config`` describes; see ``Trainer``."""
     trainer = Trainer(
@@ -370,5 +751,6 @@ def train(
         init_from=init_from,
         progress=progress,
         callbacks=callbacks,
+        watch=watch,
     )
     return trainer.run()

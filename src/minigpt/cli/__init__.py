@@ -12,6 +12,7 @@ import sys
 from minigpt.cli import (
     chat,
     demo,
+    eval,
     export,
     params,
     plan,
@@ -24,7 +25,7 @@ from minigpt.cli import (
 from minigpt.cli.common import Parser
 from minigpt.errors import MiniGPTError
 
-COMMANDS = [demo, prepare, train, sample, chat, export, sweep, params, plan, tokenizer]
+COMMANDS = [demo, prepare, train, sample, eval, chat, export, sweep, params, plan, tokenizer]
 
 
 def build_parser() -> Parser:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from minigpt.cli.common import add_config_arguments, config_overrides
 from minigpt.config import load_config
-from minigpt.train import CONFIG_FILE, train
+from minigpt.train import CONFIG_FILE, TrainingInterrupted, train
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,13 +36,16 @@ def run(args: argparse.Namespace) -> int:
         saved = Path(overrides.get("out_dir", "runs/default")) / CONFIG_FILE
         config_file = saved if saved.is_file() else None
     config = load_config(args.preset, config_file, overrides)
-    result = train(
-        config,
-        resume=args.resume,
-        force=args.force,
-        init_from=args.init_from,
-        progress=args.progress,
-    )
+    try:
+        result = train(
+            config,
+            resume=args.resume,
+            force=args.force,
+            init_from=args.init_from,
+            progress=args.progress,
+        )
+    except TrainingInterrupted as e:
+        return 128 + e.signum  # the shell convention: 130 for Ctrl-C, 143 for SIGTERM
     print(
         f"done: {result.iterations} iterations, val loss {result.val_loss:.4f} "
         f"(best {result.best_val_loss:.4f}), {result.tokens_per_second:,.0f} tok/s -> {result.run_dir}"

@@ -1,0 +1,181 @@
+"""``minigpt eval``: a model's loss, perplexity and bits per byte over a whole text.
+
+Unlike the training loop's quick estimate (a fixed random subset of windows), this reads every
+token once: the text is cut into consecutive windows of ``block_size`` inputs, each predicting
+its next ``block_size`` tokens, so every token but the first is predicted exactly once.
+
+- loss: mean nats per predicted token; perplexity = exp(loss);
+- bits per byte = total nats / UTF-8 bytes of the text / ln 2. Unlike loss per token it does
+  not depend on the tokenizer, so a char model and a BPE model can be compared.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from minigpt.checkpoint import find_checkpoint, load_model_state
+from minigpt.config import config_from_dict
+from minigpt.dataset import Dataset
+from minigpt.errors import MiniGPTError
+from minigpt.model import GPT
+from minigpt.prepare import META_FILE
+from minigpt.tokenizer import Tokenizer
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    tokens: int
+    bytes: int
+    nats: float
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.loss) if self.loss < 700 else float("inf")
+
+    @property
+    def bits_per_byte(self) -> float:
+        return self.nats / self.bytes / math.log(2) if self.bytes else float("nan")
+
+    def to_dict(self) -> dict[str, float]:
+        return {**asdict(self), "perplexity": self.perplexity, "bits_per_byte": self.bits_per_byte}
+
+
+def bits_per_byte(loss: float, tokens: int, nbytes: int) -> float:
+    """Bits per byte from a mean loss in nats per token over ``tokens`` tokens of ``nbytes``."""
+    return loss * tokens / nbytes / math.log(2) if nbytes else float("nan")
+
+
+def _windows(n: int, block_size: int) -> list[tuple[int, int]]:
+    """(start, length) of consecutive input windows covering targets 1 .. n-1 once."""
+    return [(s, min(block_size, n - 1 - s)) for s in range(0, n - 1, block_size)]
+
+
+@torch.no_grad()
+def sum_nats(
+    model: GPT,
+    tokens: np.ndarray,
+    batch_size: int = 8,
+    dtype: torch.dtype = torch.float32,
+    bar: tqdm | None = None,
+) -> tuple[float, int]:
+    """Total cross-entropy in nats of every next-token prediction in ``tokens``, and their count."""
+    device = next(model.parameters()).device
+    block = model.config.block_size
+    windows = _windows(len(tokens), block)
+    total, count = 0.0, 0
+    # Full windows go in batches; the last, shorter window on its own.
+    groups: dict[int, list[int]] = {}
+    for start, length in windows:
+        groups.setdefault(length, []).append(start)
+    for length, starts in groups.items():
+        for i in range(0, len(starts), batch_size):
+            chunk = starts[i : i + batch_size]
+            rows = np.stack([tokens[s : s + length + 1].astype(np.int64) for s in chunk])
+            rows_t = torch.from_numpy(rows).to(device)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                logits, _ = model(rows_t[:, :-1])
+            nats = F.cross_entropy(
+                logits.float().reshape(-1, logits.size(-1)),
+                rows_t[:, 1:].reshape(-1),
+                reduction="sum",
+            )
+            total += float(nats)
+            count += length * len(chunk)
+            if bar is not None:
+                bar.update(length * len(chunk))
+    return total, count
+
+
+def _text_tokens(path: Path, tokenizer: Tokenizer) -> tuple[list[np.ndarray], int]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise MiniGPTError(f"{path} is not UTF-8 text ({e}); convert it first") from None
+    if not text:
+        raise MiniGPTError(f"{path} is empty; give a text to evaluate")
+    return [np.asarray(tokenizer.encode_array(text))], len(text.encode("utf-8"))
+
+
+def _dataset_tokens(folder: Path, split: str, tokenizer: Tokenizer) -> tuple[list[np.ndarray], int]:
+    data = Dataset(folder)
+    if split not in data.splits:
+        raise MiniGPTError(
+            f"{folder} has no split {split!r}; choose from {', '.join(sorted(data.splits))}"
+        )
+    ours = tokenizer.fingerprint()
+    theirs = data.meta.tokenizer.get("fingerprint")
+    if theirs and theirs != ours:
+        raise MiniGPTError(
+            f"the dataset {folder} uses a different tokenizer than the checkpoint; evaluate a "
+            "text file instead, or a dataset prepared with the checkpoint's tokenizer"
+        )
+    return list(data.splits[split].shards), int(data.meta.splits[split].bytes)
+
+
+def evaluate_tokens(
+    model: GPT,
+    shards: list[np.ndarray],
+    nbytes: int,
+    batch_size: int = 8,
+    dtype: torch.dtype = torch.float32,
+    progress: bool = False,
+) -> EvalResult:
+    """Evaluate ``model`` on every token of ``shards`` (each a separate stream)."""
+    total_predictions = sum(max(0, len(s) - 1) for s in shards)
+    if total_predictions == 0:
+        raise MiniGPTError("the text is too short to evaluate (fewer than 2 tokens)")
+    was_training = model.training
+    model.eval()
+    nats, count = 0.0, 0
+    with tqdm(
+        total=total_predictions, unit="tok", disable=None if progress else True, leave=False
+    ) as bar:
+        for shard in shards:
+            n, c = sum_nats(model, shard, batch_size, dtype, bar)
+            nats, count = nats + n, count + c
+    model.train(was_training)
+    return EvalResult(loss=nats / count, tokens=count, bytes=nbytes, nats=nats)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: str | Path,
+    split: str = "val",
+    batch_size: int = 8,
+    device: str = "auto",
+    dtype: str = "float32",
+    progress: bool = False,
+    best: bool = False,
+) -> EvalResult:
+    """Evaluate a run or checkpoint folder on a text file or a prepared dataset's split."""
+    from minigpt.train import resolve_device, resolve_dtype
+
+    if batch_size <= 0:
+        raise MiniGPTError(f"batch size must be positive, got {batch_size}")
+    ckpt = find_checkpoint(checkpoint, best=best)
+    config = config_from_dict(ckpt.state["config"])
+    model = GPT(config.model)
+    load_model_state(model, ckpt.model_tensors())
+    torch_device = resolve_device(device)
+    model.to(torch_device)
+    tokenizer = ckpt.tokenizer()
+    path = Path(data)
+    if path.is_dir() and (path / META_FILE).is_file():
+        shards, nbytes = _dataset_tokens(path, split, tokenizer)
+    elif path.is_file():
+        shards, nbytes = _text_tokens(path, tokenizer)
+    else:
+        raise MiniGPTError(
+            f"{path} is neither a text file nor a prepared dataset folder (with {META_FILE})"
+        )
+    return evaluate_tokens(
+        model, shards, nbytes, batch_size, resolve_dtype(dtype, torch_device), progress
+    )

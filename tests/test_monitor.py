@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from minigpt import monitor
+from minigpt.config import ModelConfig
+from minigpt.sizing import flops_per_token
+
+
+def test_mfu_from_the_gpu_peak(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    cuda = torch.device("cuda")
+    assert monitor.gpu_peak_flops(cuda, torch.bfloat16) == 989e12
+    assert monitor.gpu_peak_flops(cuda, torch.float32) == 494e12
+    assert monitor.gpu_peak_flops(torch.device("cpu"), torch.bfloat16) is None
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    assert monitor.gpu_peak_flops(cuda, torch.float16) == 65e12
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Mystery GPU")
+    assert monitor.gpu_peak_flops(cuda, torch.float16) is None
+    gpt2 = ModelConfig(vocab_size=50304, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+    per_token = flops_per_token(gpt2)
+    assert monitor.mfu(per_token, 400_000, 989e12) == pytest.approx(per_token * 4e5 / 989e12)
+    assert monitor.mfu(per_token, 400_000, None) is None
+
+
+def test_formatting():
+    assert monitor.format_duration(42) == "42s"
+    assert monitor.format_duration(192) == "3m12s"
+    assert monitor.format_duration(3720) == "1h02m"
+    assert monitor.format_bytes(512) == "512 B"
+    assert monitor.format_bytes(3 * 1024**3) == "3.0 GiB"
