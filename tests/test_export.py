@@ -88,6 +88,19 @@ def test_sample_reads_an_exported_folder_like_the_run(tmp_path, trained_run, cap
     assert code == 0 and from_export == from_run and from_run.startswith("To be")
 
 
+def test_eval_reads_an_exported_folder_like_the_run(tmp_path, trained_run, capsys):
+    out = tmp_path / "export"
+    code, stdout, _ = run_cli(capsys, "export", trained_run, "--out", out, "--best", "--no-check")
+    best = find_checkpoint(trained_run, best=True)
+    assert code == 0 and f"(iteration {best.iteration})" in stdout
+    text = tmp_path / "text.txt"
+    text.write_text(SMALL_TEXT[:500], encoding="utf-8")
+    args = ["--data", text, "--json", "--no-progress", "--device", "cpu"]
+    _, from_run, _ = run_cli(capsys, "eval", trained_run, "--best", *args)
+    code, from_export, _ = run_cli(capsys, "eval", f"hf:{out}", *args)
+    assert code == 0 and json.loads(from_export) == json.loads(from_run)
+
+
 def test_export_in_half_precision(tmp_path, trained_run, capsys):
     out = tmp_path / "export"
     code, stdout, _ = run_cli(capsys, "export", trained_run, "--out", out, "--dtype", "bfloat16")
