@@ -429,8 +429,8 @@ def launch(nproc: int, argv: list[str], device: torch.device | None = None) -> i
     with _quiet_torchrun_banner(nproc):
         try:
             run(args)
-        except SignalException:  # Ctrl-C: torchrun passed it on to the ranks, which saved
-            raise KeyboardInterrupt from None
+        except SignalException as e:  # torchrun passed it on to the ranks, which saved
+            return 128 + int(e.sigval)  # the shell convention: 130 for Ctrl-C, 143 for SIGTERM
         except ChildFailedError as e:
             ranks = sorted(f.local_rank for f in e.failures.values())
             raise MiniGPTError(
