@@ -7,11 +7,13 @@ import json
 import pytest
 import torch
 
-from minigpt.checkpoint import find_checkpoint
+from minigpt.checkpoint import find_checkpoint, save_checkpoint
 from minigpt.config import load_config
 from minigpt.hf import load_hf
+from minigpt.model import GPT
 from minigpt.prepare import prepare_dataset
 from minigpt.sample import generate_text, load_model
+from minigpt.tokenizer import CharTokenizer
 from minigpt.train import Trainer, train
 from tests.conftest import SMALL_TEXT, TINY
 from tests.hf_helpers import bpe_kind, gpt2_folder, hf_model, random_ids, transformers
@@ -88,6 +90,19 @@ def test_sample_reads_an_exported_folder_like_the_run(tmp_path, trained_run, cap
     assert code == 0 and from_export == from_run and from_run.startswith("To be")
 
 
+def test_eval_reads_an_exported_folder_like_the_run(tmp_path, trained_run, capsys):
+    out = tmp_path / "export"
+    code, stdout, _ = run_cli(capsys, "export", trained_run, "--out", out, "--best", "--no-check")
+    best = find_checkpoint(trained_run, best=True)
+    assert code == 0 and f"(iteration {best.iteration})" in stdout
+    text = tmp_path / "text.txt"
+    text.write_text(SMALL_TEXT[:500], encoding="utf-8")
+    args = ["--data", text, "--json", "--no-progress", "--device", "cpu"]
+    _, from_run, _ = run_cli(capsys, "eval", trained_run, "--best", *args)
+    code, from_export, _ = run_cli(capsys, "eval", f"hf:{out}", *args)
+    assert code == 0 and json.loads(from_export) == json.loads(from_run)
+
+
 def test_export_in_half_precision(tmp_path, trained_run, capsys):
     out = tmp_path / "export"
     code, stdout, _ = run_cli(capsys, "export", trained_run, "--out", out, "--dtype", "bfloat16")
@@ -140,3 +155,15 @@ def test_init_from_hf_needs_a_dataset_with_its_tokenizer(tmp_path, dataset, bpe_
         capsys, "train", "--data", dataset, "--init-from", f"hf:{gpt2}", "--device", "cpu"
     )
     assert_one_line_error(code, err, f"--tokenizer hf:{gpt2}")
+
+
+def test_export_refuses_a_modern_architecture_in_one_line(tmp_path, capsys):
+    """A rotary/RMSNorm model is no GPT-2: refused by name, nothing written."""
+    config = load_config(overrides={**TINY, "vocab_size": 40, "pos": "rope", "norm": "rmsnorm"})
+    tokenizer = CharTokenizer.train([SMALL_TEXT])
+    state = {"config": config.to_dict()}
+    save_checkpoint(tmp_path / "run", 1, GPT(config.model), None, state, tokenizer)
+    out = tmp_path / "export"
+    code, _, err = run_cli(capsys, "export", tmp_path / "run", "--out", out)
+    assert_one_line_error(code, err, "cannot express this model's pos='rope', norm='rmsnorm'")
+    assert not out.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 import torch
@@ -110,6 +111,13 @@ def test_modern_options_are_refused_by_name_and_init_options_export():
         hf_architecture(modern)
     # Zero-initialised projections change the start of training, not what the weights compute.
     assert hf_architecture(ModelConfig(vocab_size=10, zero_init_proj=True))["model_type"] == "gpt2"
+    # rope_base means nothing with learned positions; with rope, both are named.
+    assert hf_architecture(ModelConfig(vocab_size=10, rope_base=500.0))["model_type"] == "gpt2"
+    with pytest.raises(MiniGPTError, match=r"pos='rope', rope_base=500\.0"):
+        hf_architecture(ModelConfig(vocab_size=10, pos="rope", rope_base=500.0))
+    for options, name in [({"qk_norm": True}, "qk_norm=True"), ({"logit_softcap": 30.0}, "30.0")]:
+        with pytest.raises(MiniGPTError, match=re.escape(name)):
+            hf_architecture(ModelConfig(vocab_size=10, **options))
 
 
 @pytest.mark.parametrize(

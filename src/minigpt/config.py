@@ -117,6 +117,7 @@ class TrainConfig:
         "cosine", "cosine (warm-up + cosine) or wsd (warm-up, constant, cool-down)"
     )
     cooldown_frac: float = _field(0.2, "wsd: share of the steps spent cooling down linearly")
+    fsdp: bool = _field(False, "shard the model over the ranks with FSDP (under torchrun)")
 
 
 @dataclass
@@ -477,6 +478,11 @@ def validate(config: RunConfig) -> None:
         raise MiniGPTError(f"muon_momentum must be in [0, 1), got {t.muon_momentum}")
     if t.muon_weight_decay < 0:
         raise MiniGPTError(f"muon_weight_decay must be >= 0, got {t.muon_weight_decay}")
+    if t.fsdp and t.optimizer == "muon":
+        raise MiniGPTError(
+            "fsdp splits each weight matrix over the ranks, but muon orthogonalises whole "
+            "matrices; use --optimizer adamw with --fsdp, or drop --fsdp (DDP works with muon)"
+        )
     if not 0.0 <= t.cooldown_frac <= 1.0:
         raise MiniGPTError(f"cooldown_frac must be in [0, 1], got {t.cooldown_frac}")
     if t.dtype not in ("auto", "float32", "bfloat16", "float16"):

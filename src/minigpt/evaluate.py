@@ -24,6 +24,7 @@ from minigpt.checkpoint import find_checkpoint, load_model_state
 from minigpt.config import config_from_dict
 from minigpt.dataset import Dataset
 from minigpt.errors import MiniGPTError
+from minigpt.hf import is_hf_ref, load_hf_model
 from minigpt.model import GPT
 from minigpt.prepare import META_FILE
 from minigpt.tokenizer import Tokenizer
@@ -155,18 +156,20 @@ def evaluate_checkpoint(
     progress: bool = False,
     best: bool = False,
 ) -> EvalResult:
-    """Evaluate a run or checkpoint folder on a text file or a prepared dataset's split."""
+    """Evaluate a run, checkpoint or Hugging Face folder on a text file or a dataset's split."""
     from minigpt.train import resolve_device, resolve_dtype
 
     if batch_size <= 0:
         raise MiniGPTError(f"batch size must be positive, got {batch_size}")
-    ckpt = find_checkpoint(checkpoint, best=best)
-    config = config_from_dict(ckpt.state["config"])
-    model = GPT(config.model)
-    load_model_state(model, ckpt.model_tensors())
+    if is_hf_ref(checkpoint):
+        model, tokenizer = load_hf_model(checkpoint)
+    else:
+        ckpt = find_checkpoint(checkpoint, best=best)
+        model = GPT(config_from_dict(ckpt.state["config"]).model)
+        load_model_state(model, ckpt.model_tensors())
+        tokenizer = ckpt.tokenizer()
     torch_device = resolve_device(device)
     model.to(torch_device)
-    tokenizer = ckpt.tokenizer()
     path = Path(data)
     if path.is_dir() and (path / META_FILE).is_file():
         shards, nbytes = _dataset_tokens(path, split, tokenizer)

@@ -76,12 +76,14 @@ def export_hf(
     dtype: str = "float32",
     force: bool = False,
     check: bool = True,
+    best: bool = False,
 ) -> ExportResult:
-    """Write the newest good checkpoint of ``source`` (or that checkpoint) to ``out``."""
+    """Write the newest good checkpoint of ``source`` (``best``: the one with the lowest val
+    loss), or the checkpoint ``source`` names, to ``out``."""
     if dtype not in DTYPES:
         raise MiniGPTError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     out = Path(out)
-    ckpt = find_checkpoint(source)
+    ckpt = find_checkpoint(source, best=best)
     config = config_from_dict(ckpt.state["config"])
     architecture = hf_architecture(config.model)
     tokenizer = ckpt.tokenizer()

@@ -63,6 +63,8 @@ GPT2_FIELDS = frozenset(
 # Fields that change training but not the function the weights compute (e.g. an
 # initialisation scheme): exportable at any value. Architecture options stay out of here.
 ARCHITECTURE_NEUTRAL: set[str] = {"zero_init_proj"}
+# Fields that matter only while another field has a value: exportable otherwise.
+ONLY_WITH: dict[str, tuple[str, Any]] = {"rope_base": ("pos", "rope")}
 
 
 # -- minigpt -> GPT-2 --------------------------------------------------------------------------
@@ -75,11 +77,15 @@ def hf_architecture(config: ModelConfig) -> dict[str, Any]:
     the classic ones, set away from its default (the classic GPT-2 architecture).
     """
     defaults = type(config)()
+
+    def matters(name: str) -> bool:
+        other, value = ONLY_WITH.get(name, (name, getattr(config, name)))
+        return name not in GPT2_FIELDS | ARCHITECTURE_NEUTRAL and getattr(config, other) == value
+
     unsupported = [
         f"{f.name}={getattr(config, f.name)!r}"
         for f in dataclasses.fields(config)
-        if f.name not in GPT2_FIELDS | ARCHITECTURE_NEUTRAL
-        and getattr(config, f.name) != getattr(defaults, f.name)
+        if matters(f.name) and getattr(config, f.name) != getattr(defaults, f.name)
     ]
     if unsupported:
         raise MiniGPTError(

@@ -40,10 +40,11 @@ import torch
 from tqdm.auto import tqdm
 
 import minigpt
-from minigpt.checkpoint import Checkpoint, checkpoint_dirs, find_checkpoint, load_model_state
+from minigpt.checkpoint import Checkpoint, checkpoint_dirs, find_checkpoint
 from minigpt.checkpoint import save_checkpoint as write_checkpoint
 from minigpt.config import RunConfig, save_config
 from minigpt.dataset import Dataset, batch_rng
+from minigpt.distributed import init as init_distributed
 from minigpt.errors import MiniGPTError
 from minigpt.evaluate import bits_per_byte
 from minigpt.hf import adopt_hf_model, is_hf_ref
@@ -169,6 +170,8 @@ class Trainer:
         self.watch = watch
         self.cfg = config.train
         self.progress = progress
+        # distributed: join torchrun's process group (a plain run is rank 0 of 1)
+        self.dist = init_distributed(resolve_device(self.cfg.device), self.cfg.fsdp)
         if not self.cfg.data:
             raise MiniGPTError(
                 "no dataset given; pass --data DATASET_FOLDER (from `minigpt prepare`)"
@@ -186,10 +189,12 @@ class Trainer:
         self.tokenizer = self.data.tokenizer()
 
         torch.manual_seed(self.cfg.seed)
-        self.device = resolve_device(self.cfg.device)
+        self.device = self.dist.device
         self.dtype = resolve_dtype(self.cfg.dtype, self.device)
         if self.cfg.batch_size == 0:  # --batch-size auto: the planner fits it to the device
-            self.cfg.batch_size, self.cfg.grad_accum = auto_batch(config, self.device, self.dtype)
+            micro, accum = auto_batch(config, self.device, self.dtype)
+            # distributed: the same micro-batch on all ranks, the step's batch shared among them
+            self.cfg.batch_size, self.cfg.grad_accum = self.dist.share_batch(micro, accum)
             self.log(
                 f"batch size auto: micro-batch {self.cfg.batch_size} x grad_accum "
                 f"{self.cfg.grad_accum} fits {self.device}"
@@ -198,8 +203,10 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.model = GPT(config.model).to(self.device)
+        self.dist.shard(self.model)  # distributed: FSDP shards before the optimizer is made
         self.optimizer = make_optimizer(self.model, self.cfg, self.device)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        # distributed: FSDP ranks must agree on fp16 overflows
+        self.scaler = self.dist.grad_scaler(self.device.type, self.dtype == torch.float16)
         self.step = 0
         self.best_val_loss = float("inf")
         self.history: list[dict[str, Any]] = []
@@ -216,17 +223,22 @@ class Trainer:
         if resume and checkpoint_dirs(self.run_dir):
             self._restore(find_checkpoint(self.run_dir))
         elif hf_init is not None:
-            load_model_state(self.model, hf_init.tensors)
+            self.dist.load_model_state(self.model, hf_init.tensors)
         elif init_from is not None:
             ckpt = find_checkpoint(init_from)
             self._check_tokenizer(ckpt)
-            load_model_state(self.model, ckpt.model_tensors())
+            self.dist.load_model_state(self.model, ckpt.model_tensors())
             self.log(f"initialised the weights from {ckpt.path}")
-        self.forward_model: Any = self.model
+        # distributed: all ranks start from the same checkpoint (a shared run folder), and
+        # all have checked the run folder before rank 0 writes to it
+        self.dist.check_same(
+            self.step, "iteration to resume from", "put --out-dir on a filesystem all nodes share"
+        )
+        self.forward_model: Any = self.dist.wrap(self.model)  # distributed: DDP
         self._compile_ok: set[str] = set()
         if resolve_compile(self.cfg.compile, self.device):
             try:
-                self.forward_model = torch.compile(self.model)
+                self.forward_model = torch.compile(self.forward_model)
             except Exception as e:  # unsupported platform or Python version
                 self._compile_failed(e)
 
@@ -283,10 +295,14 @@ class Trainer:
 
     def _restore(self, ckpt: Checkpoint) -> None:
         self._check_tokenizer(ckpt)
-        load_model_state(self.model, ckpt.model_tensors())
+        self.dist.load_model_state(self.model, ckpt.model_tensors())
         opt_state = ckpt.optimizer_state()
         if opt_state is not None:
-            self.optimizer.load_state_dict(opt_state)
+            self.dist.load_optimizer_state(self.optimizer, opt_state)
+        # distributed: keep the run's global batch on another number of ranks
+        self.cfg.grad_accum, note = self.dist.resume_grad_accum(ckpt.state, self.cfg.grad_accum)
+        if note:
+            self.log(note)
         if ckpt.state.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(ckpt.state["scaler"])
         ckpt.restore_rng()
@@ -308,7 +324,7 @@ class Trainer:
             f"warning: torch.compile failed ({type(error).__name__}: {first_line}); "
             "training without it (pass --compile false to skip trying)"
         )
-        self.forward_model = self.model
+        self.forward_model = self.dist.ddp or self.model
 
     def _guarded(self, fn: Callable[[], Any], mode: str) -> Any:
         """Run ``fn``; the first time per mode with a compiled model, fall back on failure.
@@ -316,7 +332,7 @@ class Trainer:
         torch.compile compiles lazily, at the first forward (and backward) of each mode, so
         that is where a missing compiler or an unsupported op shows up.
         """
-        if self.forward_model is self.model or mode in self._compile_ok:
+        if self.forward_model in (self.model, self.dist.ddp) or mode in self._compile_ok:
             return fn()
         rng = torch.get_rng_state()
         try:
@@ -341,7 +357,10 @@ class Trainer:
         )
 
     def _cpu_batch(self, split: str, step: int, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = batch_rng(self.cfg.seed, split, step, micro)
+        # distributed: each rank reads its own micro-batches of the step
+        rng = batch_rng(
+            self.cfg.seed, split, step, self.dist.micro_index(micro, self.cfg.grad_accum)
+        )
         return self.data.get_batch(split, self.cfg.batch_size, self.config.model.block_size, rng)
 
     def batch(self, split: str, step: int, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -364,18 +383,21 @@ class Trainer:
 
     def _train_step(self) -> float:
         self.model.train()
+        self.dist.seed_step(self.cfg.seed, self.step)  # distributed: dropout RNG of ranks > 0
         lr = lr_at(self.step, self.cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)  # muon: each group its own lr
         total = torch.zeros((), device=self.device)
         for micro in range(self.cfg.grad_accum):
             x, y = self._train_batch(micro)
-            with self.autocast():
-                _, loss = self.forward_model(x, y)
-                loss = loss / self.cfg.grad_accum
-            self.scaler.scale(loss).backward()
+            # distributed: all-reduce the gradients only after the last micro-step
+            with self.dist.sync_gradients(micro == self.cfg.grad_accum - 1):
+                with self.autocast():
+                    _, loss = self.forward_model(x, y)
+                    loss = loss / self.cfg.grad_accum
+                self.scaler.scale(loss).backward()
             total += loss.detach()
-        mean_loss = total.item()
+        mean_loss = self.dist.mean(total.item())  # distributed: the loss of the whole step
         problem = self._bad_loss(mean_loss)
         if problem:
             self.optimizer.zero_grad(set_to_none=True)
@@ -440,15 +462,17 @@ class Trainer:
         out = {}
         for split in ("train", "val"):
             losses = torch.zeros(self.cfg.eval_iters)
-            for i in range(self.cfg.eval_iters):
+            # distributed: the ranks share the batches out and add up their losses
+            for i in self.dist.eval_indices(self.cfg.eval_iters):
                 rng = batch_rng(self.cfg.seed + 1, split, 0, i)
                 x, y = self.data.get_batch(
                     split, self.cfg.batch_size, self.config.model.block_size, rng
                 )
                 with torch.no_grad(), self.autocast():
                     _, loss = self.forward_model(x.to(self.device), y.to(self.device))
-                losses[i] = loss.item()
-            out[split] = losses.mean().item()
+                if i < self.cfg.eval_iters:
+                    losses[i] = loss.item()
+            out[split] = self.dist.sum(losses).mean().item()
         self.model.train()
         return out
 
@@ -459,9 +483,15 @@ class Trainer:
 
     @property
     def tokens_per_step(self) -> int:
-        return self.cfg.batch_size * self.cfg.grad_accum * self.config.model.block_size
+        b, a, t = self.cfg.batch_size, self.cfg.grad_accum, self.config.model.block_size
+        return b * a * self.dist.world_size * t  # distributed: all ranks together
 
-    def save(self) -> Path:
+    def save(self) -> Path | None:
+        """Write a checkpoint: rank 0 writes it (with FSDP every rank helps gather it)."""
+        self.saved_step = self.step
+        model, optimizer = self.dist.full_state(self.model, self.optimizer)  # distributed
+        if model is None:
+            return None
         last_eval = self.last_eval if self.last_eval and self.last_eval["iter"] == self.step else {}
         state = {
             "config": self.config.to_dict(),
@@ -480,20 +510,21 @@ class Trainer:
             "ema_steps": self.ema_steps,
             "skipped_steps": self.skipped_steps,
             "evals_since_best": self.evals_since_best,
+            "world_size": self.dist.world_size,  # distributed: for resuming on other ranks
         }
-        path = write_checkpoint(
+        return write_checkpoint(
             self.run_dir,
             self.step,
-            self.model,
-            self.optimizer,
+            model,
+            optimizer,
             state,
             self.tokenizer,
             keep_last=self.cfg.keep_checkpoints,
         )
-        self.saved_step = self.step
-        return path
 
     def log(self, message: str) -> None:
+        if not self.dist.is_main:  # distributed: rank 0 speaks for all
+            return
         if self.progress:
             tqdm.write(message)
         else:
@@ -515,6 +546,11 @@ class Trainer:
             old[sig] = signal.signal(sig, self._on_signal)
         return old
 
+    def _stop_requested(self) -> bool:
+        """A signal arrived; under torchrun, on any rank (so that all stop at the same step)."""
+        self._stop_signal = self.dist.max(self._stop_signal or 0) or None  # distributed
+        return self._stop_signal is not None
+
     def _stop_for_signal(self, bar: tqdm) -> None:
         signum = self._stop_signal
         assert signum is not None
@@ -532,7 +568,8 @@ class Trainer:
     # -- watching ---------------------------------------------------------------------------------
 
     def _notify(self, hook: str, record: dict[str, Any]) -> None:
-        for callback in [*self.watchers, *self.callbacks]:
+        callbacks = self.callbacks if self.dist.is_main else []  # distributed: rank 0 only
+        for callback in [*self.watchers, *callbacks]:
             if hook == "eval":
                 callback(self, record)
             elif hasattr(callback, hook):
@@ -605,27 +642,30 @@ class Trainer:
         """Train to ``max_iters`` (or stop early at ``until``, with a checkpoint)."""
         cfg = self.cfg
         stop = min(cfg.max_iters, until) if until is not None else cfg.max_iters
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(self.config, self.run_dir / CONFIG_FILE)
-        self.tokenizer.save(self.run_dir)
-        if self.fresh_start and self.step == 0:
-            self._clear_previous_run()
-        MetricsLog(self.run_dir).truncate_after(self.step)
-        self.watchers = default_callbacks(self) if self.watch else []
+        self.watchers = []
+        if self.dist.is_main:  # distributed: rank 0 writes the run folder and watches
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.run_dir / CONFIG_FILE)
+            self.tokenizer.save(self.run_dir)
+            if self.fresh_start and self.step == 0:
+                self._clear_previous_run()
+            MetricsLog(self.run_dir).truncate_after(self.step)
+            self.watchers = self.dist.watchers(default_callbacks(self)) if self.watch else []
         self.flops_per_token = flops_per_token(self.config.model)
-        self.peak_flops = gpu_peak_flops(self.device, self.dtype)
+        peak = gpu_peak_flops(self.device, self.dtype)  # distributed: all GPUs together
+        self.peak_flops = peak * self.dist.world_size if peak else peak
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        compiled = "compiled" if self.forward_model is not self.model else "eager"
+        compiled = "eager" if self.forward_model in (self.model, self.dist.ddp) else "compiled"
         self.log(
             f"training {self.model.num_params() / 1e6:.2f}M parameters on {self.device} "
-            f"({str(self.dtype).removeprefix('torch.')}, {compiled}), "
+            f"({str(self.dtype).removeprefix('torch.')}, {compiled}, {self.dist.describe()}), "
             f"{self.tokens_per_step:,} tokens per step, {cfg.max_iters} steps -> {self.run_dir}"
         )
         bar = tqdm(
             total=cfg.max_iters,
             initial=self.step,
-            disable=None if self.progress else True,
+            disable=None if self.progress and self.dist.is_main else True,
             unit="it",
             dynamic_ncols=True,
             leave=False,
@@ -651,14 +691,15 @@ class Trainer:
                     message = out_of_memory_message(self.config, self.device, self.dtype, self.step)
                     raise MiniGPTError(message) from None
                 window_losses.append(loss)
-                out_of_time = time.time() >= deadline
+                # distributed: all ranks stop at the same step when any runs out of time
+                out_of_time = deadline < math.inf and self.dist.any(time.time() >= deadline)
                 if out_of_time:  # --max-minutes: finish like a last step (eval, checkpoint)
                     stop = self.step
                     stop_reason = f"time limit of {cfg.max_minutes:g} min reached"
                     self.log(f"{stop_reason} at iteration {stop}")
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(self.step - 1, cfg):.1e}")
-                if self._stop_signal is not None:
+                if self._stop_requested():
                     self._stop_for_signal(bar)
                 if self.step % cfg.log_interval == 0 or self.step == cfg.max_iters:
                     record = self._log_record(window_losses, time.time() - window_start, stop)
@@ -679,7 +720,7 @@ class Trainer:
                     )
                     self.log(stop_reason)
                     break
-                if self._stop_signal is not None:
+                if self._stop_requested():
                     self._stop_for_signal(bar)
         finally:
             bar.close()
@@ -753,4 +794,6 @@ def train(
         callbacks=callbacks,
         watch=watch,
     )
-    return trainer.run()
+    result = trainer.run()
+    trainer.dist.close()  # distributed: wait for every rank, leave the process group
+    return result

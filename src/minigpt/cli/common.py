@@ -43,10 +43,14 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = RunConfig().to_dict()
     groups = {s: parser.add_argument_group(f"{s} config") for s in ("model", "train")}
     for name, (section, field, _) in all_fields().items():
+        is_bool = isinstance(defaults[section][name], bool)
         groups[section].add_argument(
             _flag(name),
             dest=f"cfg_{name}",
             default=argparse.SUPPRESS,
+            # A bare boolean flag (`--fsdp`) means true; `--fsdp false` still works.
+            nargs="?" if is_bool else None,
+            const="true" if is_bool else None,
             metavar=type(defaults[section][name]).__name__.upper(),
             help=f"{field.metadata['help']} (default: {defaults[section][name]!r})",
         )

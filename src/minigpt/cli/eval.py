@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "every token of a text file or of a prepared dataset's split. Bits per byte compares "
         "models with different tokenizers.",
     )
-    p.add_argument("checkpoint", help="run folder or checkpoint folder")
+    p.add_argument("checkpoint", help="run folder, checkpoint folder or hf:DIR (a GPT-2 folder)")
     p.add_argument("--data", required=True, help="text file, or dataset folder (`minigpt prepare`)")
     p.add_argument("--split", default="val", help="split of a dataset folder (val)")
     p.add_argument("--best", action="store_true", help="the run's best checkpoint by val loss")

@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="folder to create")
     p.add_argument("--format", default="hf", choices=FORMATS, help="output format (hf)")
     p.add_argument("--dtype", default="float32", choices=list(DTYPES), help="weights (float32)")
+    p.add_argument("--best", action="store_true", help="the run's best checkpoint by val loss")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument(
         "--no-check",
@@ -30,7 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = export_hf(
-        args.checkpoint, args.out, dtype=args.dtype, force=args.force, check=not args.no_check
+        args.checkpoint,
+        args.out,
+        dtype=args.dtype,
+        force=args.force,
+        check=not args.no_check,
+        best=args.best,
     )
     print(
         f"exported {result.checkpoint} (iteration {result.iteration}) to {result.folder}: "

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from minigpt.cli.common import add_config_arguments, config_overrides
 from minigpt.config import load_config
-from minigpt.train import CONFIG_FILE, TrainingInterrupted, train
+from minigpt.distributed import is_main_process, launch
+from minigpt.train import CONFIG_FILE, TrainingInterrupted, resolve_device, train
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,10 +26,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start from another run's weights, or from a Hugging Face GPT-2 folder: hf:DIR",
     )
     p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train on N processes of this machine (one per GPU, or CPU processes): "
+        "starts torchrun; see docs/distributed.md",
+    )
     p.set_defaults(func=run)
 
 
+def worker_argv(args: argparse.Namespace) -> list[str]:
+    """This command line again, without --nproc: what each rank runs."""
+    argv = ["train"]
+    for name, value in config_overrides(args).items():
+        argv += ["--" + name.replace("_", "-"), str(value)]
+    for option in ("preset", "config", "init_from"):
+        if getattr(args, option):
+            argv += ["--" + option.replace("_", "-"), str(getattr(args, option))]
+    argv += [f"--{flag}" for flag in ("resume", "force", "progress") if getattr(args, flag)]
+    return argv
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.nproc is not None and args.nproc != 1:
+        # Bad input fails here, once, rather than on every rank.
+        config = load_config(args.preset, args.config, config_overrides(args))
+        return launch(args.nproc, worker_argv(args), resolve_device(config.train.device))
     overrides = config_overrides(args)
     config_file = args.config
     if args.resume and not config_file and not args.preset:
@@ -46,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except TrainingInterrupted as e:
         return 128 + e.signum  # the shell convention: 130 for Ctrl-C, 143 for SIGTERM
+    if not is_main_process():  # under torchrun, rank 0 reports for all
+        return 0
     print(
         f"done: {result.iterations} iterations, val loss {result.val_loss:.4f} "
         f"(best {result.best_val_loss:.4f}), {result.tokens_per_second:,.0f} tok/s -> {result.run_dir}"
