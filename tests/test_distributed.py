@@ -103,31 +103,40 @@ def _copy_up_to(run: Path, dest: Path, step: int) -> Path:
     return dest
 
 
-def _assert_same_training(out: dict, run: Path, runs: SimpleNamespace) -> None:
+def _assert_same_training(out: dict, run: Path, ref: Path, ref_losses: list, ref_history: list):
     """Step losses within 1e-5 of the plain run's over 20 steps; same evals and weights."""
     losses = out["losses"]
-    assert len(losses) == len(runs.ref_losses) == 20
-    assert max(abs(a - b) for a, b in zip(losses, runs.ref_losses, strict=True)) < 1e-5
+    assert len(losses) == len(ref_losses) == 20
+    assert max(abs(a - b) for a, b in zip(losses, ref_losses, strict=True)) < 1e-5
     assert losses[-1] < losses[0]
-    for ours, theirs in zip(out["history"], runs.ref_history, strict=True):
+    for ours, theirs in zip(out["history"], ref_history, strict=True):
         assert ours["iter"] == theirs["iter"]
         assert ours["val"] == pytest.approx(theirs["val"], abs=1e-5)
-    _assert_close(_weights(run, 20), _weights(runs.ref, 20), atol=1e-5)
+    _assert_close(_weights(run, 20), _weights(ref, 20), atol=1e-5)
 
 
 @needs_gloo
 def test_two_ranks_match_one_rank_with_accumulation(runs):
-    _assert_same_training(runs.ddp_out, runs.ddp, runs)
+    _assert_same_training(runs.ddp_out, runs.ddp, runs.ref, runs.ref_losses, runs.ref_history)
+
+
+# The modern recipe's model: RoPE buffers, RMSNorm, QK-norm, untied embeddings.
+MODERN = dict(bias=False, pos="rope", norm="rmsnorm", qk_norm=True, tie_embeddings=False)
 
 
 @needs_gloo
 def test_fsdp_on_two_ranks_trains_like_one_process_and_its_checkpoint_samples(runs):
-    out, stdout = _torchrun_worker({**runs.base, "fsdp": True}, runs.root / "fsdp")
+    base = {**runs.base, **MODERN}
+    _, ref_result, ref_losses, _ = train_recording(
+        {**base, "grad_accum": 2, "out_dir": str(runs.root / "modern-ref")}
+    )
+    out, stdout = _torchrun_worker({**base, "fsdp": True}, runs.root / "fsdp")
     assert "2 ranks (FSDP, gloo)" in stdout
-    _assert_same_training(out, runs.root / "fsdp", runs)
+    ref = runs.root / "modern-ref"
+    _assert_same_training(out, runs.root / "fsdp", ref, ref_losses, ref_result.history)
     # The same single-device format as a plain run's checkpoint: every command reads it.
     ours = load_file(runs.root / "fsdp/checkpoints/ckpt-0000020/optimizer.safetensors")
-    theirs = load_file(runs.ref / "checkpoints/ckpt-0000020/optimizer.safetensors")
+    theirs = load_file(ref / "checkpoints/ckpt-0000020/optimizer.safetensors")
     assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
     assert cli_main(["sample", str(runs.root / "fsdp"), "-m", "20", "--device", "cpu"]) == 0
 
