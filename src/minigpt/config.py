@@ -131,6 +131,19 @@ class RunConfig:
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig}
 
+# The architecture and optimizer of the modern recipe (docs/modern.md), shared by its presets.
+MODERN_RECIPE: dict[str, Any] = dict(
+    bias=False,
+    pos="rope",
+    norm="rmsnorm",
+    qk_norm=True,
+    mlp="relu2",
+    tie_embeddings=False,
+    logit_softcap=30.0,
+    zero_init_proj=True,
+    optimizer="muon",
+)
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The classic char-level Tiny Shakespeare model.
     "shakespeare-char": dict(
@@ -197,15 +210,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         n_embd=128,
         block_size=64,
         dropout=0.0,
-        bias=False,
-        pos="rope",
-        norm="rmsnorm",
-        qk_norm=True,
-        mlp="relu2",
-        tie_embeddings=False,
-        logit_softcap=30.0,
-        zero_init_proj=True,
-        optimizer="muon",
+        **MODERN_RECIPE,
         muon_lr=0.04,
         lr=5e-3,
         beta2=0.99,
@@ -231,15 +236,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         block_size=1024,
         vocab_size=50304,
         dropout=0.0,
-        bias=False,
-        pos="rope",
-        norm="rmsnorm",
-        qk_norm=True,
-        mlp="relu2",
-        tie_embeddings=False,
-        logit_softcap=30.0,
-        zero_init_proj=True,
-        optimizer="muon",
+        **MODERN_RECIPE,
         muon_lr=0.02,
         lr=3e-3,
         weight_decay=0.0,
