@@ -290,3 +290,12 @@ def test_cli_errors_are_one_line(tmp_path, dataset, space_file, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and "cannot open the study database nosuchdb://x" in err
+
+
+def test_auto_batch_size_is_recorded_as_resolved(tiny_config, space_file, tmp_path):
+    base = tiny_config(**FAST, batch_size="auto", effective_batch=8)
+    space = space_file("[params]\nlr = [1e-3]\n")
+    report = run_sweep(space, base, budget=10, sampler="grid", out_dir=tmp_path / "s", quiet=True)
+    (row,) = report.rows
+    assert row.status == "complete"
+    assert row.eff_batch == 8  # the planner's micro-batch x accumulation, not auto's 0

@@ -39,7 +39,7 @@ class EvalResult:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(self.loss) if self.loss < 700 else float("inf")
+        return perplexity(self.loss)
 
     @property
     def bits_per_byte(self) -> float:
@@ -47,6 +47,11 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, float]:
         return {**asdict(self), "perplexity": self.perplexity, "bits_per_byte": self.bits_per_byte}
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss), without overflowing for a diverged run."""
+    return math.exp(loss) if loss < 700 else float("inf")
 
 
 def bits_per_byte(loss: float, tokens: int, nbytes: int) -> float:

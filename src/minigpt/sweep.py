@@ -39,6 +39,7 @@ from optuna.trial import TrialState
 from minigpt.config import PRESETS, RunConfig, apply_overrides, load_config, validate
 from minigpt.dataset import Dataset
 from minigpt.errors import MiniGPTError
+from minigpt.evaluate import bits_per_byte, perplexity
 from minigpt.prepare import SplitInfo
 from minigpt.sweep_report import SweepReport, write_report
 from minigpt.sweep_space import PRUNERS, SAMPLERS, SearchSpace, load_space
@@ -129,17 +130,6 @@ class Sweep:
         return {"space": self.space.to_dict(), "base": base, "budget": str(self.budget)}
 
 
-def bits_per_byte(loss: float, tokens: int, nbytes: int) -> float:
-    """Nats per token -> bits per UTF-8 byte of the text, comparable across tokenizers."""
-    if nbytes <= 0 or not math.isfinite(loss):
-        return math.nan
-    return loss / math.log(2) * tokens / nbytes
-
-
-def perplexity(loss: float) -> float:
-    return math.exp(loss) if loss < 700 else math.inf
-
-
 # -- one trial -------------------------------------------------------------------------------
 
 
@@ -174,6 +164,8 @@ def _train_trial(trial: optuna.Trial, config: RunConfig, split: SplitInfo | None
     start = time.time()
 
     def record() -> None:
+        # After the trainer has started, --batch-size auto is resolved in the config.
+        trial.set_user_attr("eff_batch", config.train.batch_size * config.train.grad_accum)
         best = seen["best"] if math.isfinite(seen["best"]) else None
         trial.set_user_attr("val_loss", best)
         trial.set_user_attr("iters", seen["iter"])

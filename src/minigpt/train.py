@@ -46,7 +46,7 @@ from minigpt.config import RunConfig, save_config
 from minigpt.dataset import Dataset, batch_rng
 from minigpt.distributed import init as init_distributed
 from minigpt.errors import MiniGPTError
-from minigpt.evaluate import bits_per_byte
+from minigpt.evaluate import bits_per_byte, perplexity
 from minigpt.hf import adopt_hf_model, is_hf_ref
 from minigpt.model import GPT
 from minigpt.monitor import (
@@ -140,7 +140,7 @@ class TrainResult:
 
     @property
     def best_val_perplexity(self) -> float:
-        return math.exp(self.best_val_loss) if self.best_val_loss < 700 else float("inf")
+        return perplexity(self.best_val_loss)
 
 
 class Trainer:
