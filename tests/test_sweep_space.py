@@ -117,8 +117,10 @@ def test_load_space_reads_toml(tmp_path):
     space = load_space(path)
     assert space.params["lr"].log and math.isclose(space.params["lr"].low, 1e-4)
     path.write_text("[params\n")
-    with pytest.raises(MiniGPTError, match="not valid TOML"):
+    with pytest.raises(MiniGPTError, match="search space .* is not valid TOML"):
         load_space(path)
+    with pytest.raises(MiniGPTError, match="search space .*missing.toml not found"):
+        load_space(tmp_path / "missing.toml")
 
 
 def test_modern_options_are_sweepable():

@@ -364,14 +364,15 @@ def _flatten_toml(data: dict[str, Any], path: Path) -> tuple[str | None, dict[st
     return preset, flat
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Parse a TOML file; ``what`` names it in errors (e.g. "search space")."""
     path = Path(path)
     if not path.is_file():
-        raise MiniGPTError(f"config file {path} not found; check the path")
+        raise MiniGPTError(f"{what} {path} not found; check the path")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise MiniGPTError(f"config file {path} is not valid TOML: {e}") from None
+        raise MiniGPTError(f"{what} {path} is not valid TOML: {e}") from None
 
 
 def preset_overrides(name: str) -> dict[str, Any]:

@@ -131,7 +131,7 @@ class SearchSpace:
 
 def load_space(path: str | Path) -> SearchSpace:
     """Read and check a search-space TOML file."""
-    return parse_space(read_toml(path), str(path))
+    return parse_space(read_toml(path, "search space"), str(path))
 
 
 def parse_space(data: dict[str, Any], source: str = "the search space") -> SearchSpace:
