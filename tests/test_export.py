@@ -79,6 +79,7 @@ def test_export_loads_and_computes_the_same_in_transformers(tmp_path, trained_ru
     state = find_checkpoint(trained_run).state
     assert f"| iterations | {state['iteration']} |" in card
     assert f"| best val loss | {state['best_val_loss']:.4f}" in card
+    assert "| started from | scratch |" in card and "| optimiser | AdamW, lr" in card
 
 
 def test_sample_reads_an_exported_folder_like_the_run(tmp_path, trained_run, capsys):
@@ -140,6 +141,7 @@ def test_fine_tune_a_gpt2_folder_and_export_it(tmp_path, text_file, bpe_kind, ca
     out = tmp_path / "export"
     code, stdout, _ = run_cli(capsys, "export", tmp_path / "ft", "--out", out)
     assert code == 0 and "tokenizer ids match" in stdout
+    assert f"| started from | `hf:{gpt2}` |" in (out / "README.md").read_text()
     assert json.loads((out / "tokenizer.json").read_text()) == json.loads(
         (gpt2 / "tokenizer.json").read_text()
     )

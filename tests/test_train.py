@@ -204,6 +204,12 @@ def test_init_from_starts_a_new_run_from_the_weights(tiny_config, tmp_path):
     weights = find_checkpoint(tmp_path / "run").model_tensors()
     assert trainer.step == 0
     assert torch.equal(trainer.model.transformer.wte.weight, weights["transformer.wte.weight"])
+    trainer.run(until=10)
+    resumed = Trainer(tiny_config(out_dir=str(tmp_path / "ft")), resume=True, watch=False)
+    resumed.run()
+    # The run remembers where its weights came from, also after a resume.
+    assert find_checkpoint(tmp_path / "ft").state["init_from"] == str(tmp_path / "run")
+    assert find_checkpoint(tmp_path / "run").state["init_from"] is None
 
 
 def test_compile_failure_falls_back_with_one_warning(tiny_config, monkeypatch, capsys):

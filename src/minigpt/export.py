@@ -32,7 +32,7 @@ from safetensors.torch import save_file
 
 import minigpt
 from minigpt.checkpoint import Checkpoint, find_checkpoint, load_model_state
-from minigpt.config import RunConfig, config_from_dict
+from minigpt.config import RunConfig, TrainConfig, config_from_dict
 from minigpt.errors import MiniGPTError
 from minigpt.hf import (
     HF_CONFIG_FILE,
@@ -255,6 +255,17 @@ def check_tokenizer(folder: Path, tokenizer: Tokenizer, transformers: Any) -> No
         )
 
 
+def optimiser_summary(t: TrainConfig) -> str:
+    """The optimizer and schedule as the run used them."""
+    schedule = f"{t.schedule} schedule, warm-up {t.warmup_iters}"
+    if t.optimizer == "muon":
+        return (
+            f"Muon (lr {t.muon_lr:g}) on the hidden matrices, AdamW (lr {t.lr:g}) on the rest, "
+            f"{schedule}"
+        )
+    return f"AdamW, lr {t.lr:g}, {schedule}, weight decay {t.weight_decay:g}"
+
+
 def model_card(
     ckpt: Checkpoint,
     config: RunConfig,
@@ -297,10 +308,8 @@ def model_card(
         ("best val loss", best_text),
         ("last evaluation", last_text),
         ("dataset", f"`{t.data}`" if t.data else "unknown"),
-        (
-            "optimiser",
-            f"AdamW, lr {t.lr:g}, warm-up {t.warmup_iters}, weight decay {t.weight_decay:g}",
-        ),
+        ("started from", f"`{state['init_from']}`" if state.get("init_from") else "scratch"),
+        ("optimiser", optimiser_summary(t)),
         ("batch", f"{t.batch_size} x {t.grad_accum} x {m.block_size} tokens"),
         ("minigpt", state.get("minigpt_version", minigpt.__version__)),
     ]

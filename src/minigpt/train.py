@@ -166,6 +166,8 @@ class Trainer:
     ) -> None:
         self.config = config
         self.fresh_start = force and not resume
+        # Where the weights first came from (fine-tuning); kept across resumes for the record.
+        self.init_from = str(init_from) if init_from is not None else None
         self.callbacks = list(callbacks or [])
         self.watch = watch
         self.cfg = config.train
@@ -295,6 +297,7 @@ class Trainer:
 
     def _restore(self, ckpt: Checkpoint) -> None:
         self._check_tokenizer(ckpt)
+        self.init_from = ckpt.state.get("init_from", self.init_from)
         self.dist.load_model_state(self.model, ckpt.model_tensors())
         opt_state = ckpt.optimizer_state()
         if opt_state is not None:
@@ -499,6 +502,7 @@ class Trainer:
             "val_loss": last_eval.get("val"),
             "history": self.history,
             "tokenizer_fingerprint": self.data.meta.tokenizer.get("fingerprint"),
+            "init_from": self.init_from,
             "minigpt_version": minigpt.__version__,
             "tokens_seen": self.step * self.tokens_per_step,
             # Batches and learning rate are pure functions of the step and config; recorded
