@@ -23,6 +23,21 @@ def test_mfu_from_the_gpu_peak(monkeypatch):
     assert monitor.mfu(per_token, 400_000, None) is None
 
 
+def test_mfu_and_the_planner_use_the_same_peaks(monkeypatch):
+    """What `minigpt plan --gpu X` assumes is what the trainer's MFU divides by on X."""
+    from minigpt.planner import GPUS
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    cuda = torch.device("cuda")
+    for gpu in GPUS.values():
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None, n=gpu.name: n)
+        assert monitor.gpu_peak_flops(cuda, torch.bfloat16) == gpu.mixed_tflops * 1e12 > 0
+        assert monitor.gpu_peak_flops(cuda, torch.float32) == gpu.fp32_tflops * 1e12 > 0
+    # The trainer runs fp32 matmuls as TF32 on CUDA, so fp32 plans use the TF32 rate.
+    assert GPUS["A100-80"].fp32_tflops == 156.0 and GPUS["H100"].fp32_tflops == 494.0
+    assert GPUS["A10"].mixed_tflops == 125.0  # not the A10G's 70, nor the A100's 312
+
+
 def test_formatting():
     assert monitor.format_duration(42) == "42s"
     assert monitor.format_duration(192) == "3m12s"

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from minigpt.planner import peak_tflops
+
 if TYPE_CHECKING:
     from minigpt.train import Trainer
 
@@ -32,33 +34,14 @@ PLOT_FILE = "loss.png"
 SAMPLES_FILE = "samples.txt"
 TENSORBOARD_DIR = "tensorboard"
 
-# Dense peak tensor-core FLOP/s per GPU: (bf16/fp16, fp32 via TF32 or plain fp32), from the
-# vendors' data sheets. Matched by substring of torch.cuda.get_device_name(), first match wins.
-GPU_PEAK_FLOPS: list[tuple[str, float, float]] = [
-    ("H200", 989e12, 494e12),
-    ("H100 PCIe", 756e12, 378e12),
-    ("H100", 989e12, 494e12),
-    ("A100", 312e12, 156e12),
-    ("A10G", 70e12, 35e12),
-    ("A10", 125e12, 62.5e12),
-    ("L40S", 362e12, 183e12),
-    ("L4", 121e12, 60e12),
-    ("RTX 4090", 165e12, 82.6e12),
-    ("RTX 3090", 71e12, 35.6e12),
-    ("V100", 125e12, 15.7e12),
-    ("T4", 65e12, 8.1e12),
-]
-
 
 def gpu_peak_flops(device: torch.device, dtype: torch.dtype) -> float | None:
     """The GPU's peak FLOP/s for ``dtype``, or None off CUDA or for an unknown GPU."""
     if device.type != "cuda" or not torch.cuda.is_available():
         return None
-    name = torch.cuda.get_device_name(device)
-    for key, half, single in GPU_PEAK_FLOPS:
-        if key in name:
-            return single if dtype == torch.float32 else half
-    return None
+    mixed, fp32 = peak_tflops(torch.cuda.get_device_name(device))
+    peak = fp32 if dtype == torch.float32 else mixed
+    return peak * 1e12 if peak else None
 
 
 def mfu(flops_per_token: float, tokens_per_second: float, peak_flops: float | None) -> float | None:
