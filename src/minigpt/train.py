@@ -218,7 +218,8 @@ class Trainer:
         self.consecutive_skips = 0
         self.evals_since_best = 0
         self.last_eval: dict[str, Any] | None = None
-        self.last_grad_norm: float | None = None
+        # Kept as a tensor: turning it into a float every step would wait for the GPU.
+        self.last_grad_norm: torch.Tensor | None = None
         self._stop_signal: int | None = None
         self.prefetcher: BatchPrefetcher | None = None
         self.saved_step: int | None = None
@@ -411,7 +412,7 @@ class Trainer:
         if self.cfg.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-            self.last_grad_norm = float(norm)
+            self.last_grad_norm = norm.detach()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -589,7 +590,7 @@ class Trainer:
             "lr": lr_at(self.step - 1, self.cfg),
             "ms_per_iter": 1000 * seconds / steps,
             "tokens_per_second": tok_s,
-            "grad_norm": self.last_grad_norm,
+            "grad_norm": None if self.last_grad_norm is None else float(self.last_grad_norm),
             "mfu": mfu(self.flops_per_token, tok_s, self.peak_flops),
             "elapsed": time.time() - self.start_time,
         }
