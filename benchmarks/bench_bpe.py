@@ -28,10 +28,10 @@ import time
 import numpy as np
 
 import corpus
-from minigpt.clean import CleanConfig, clean_text
-from minigpt.encode import Pool, batches, default_workers
-from minigpt.sources import Piece
-from minigpt.tokenizer import BPETokenizer
+from minigpt.data.clean import CleanConfig, clean_text
+from minigpt.data.encode import Pool, batches, default_workers
+from minigpt.data.sources import Piece
+from minigpt.data.tokenizer import BPETokenizer
 
 
 def cpu_seconds() -> float:

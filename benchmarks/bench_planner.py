@@ -4,7 +4,7 @@
     PYTHONPATH=src python benchmarks/bench_planner.py --gpu-only
 
 Each config runs 2 optimizer steps of ``Trainer.train_step`` with grad_accum 2 in one fresh
-subprocess (``minigpt.memprobe``): on CPU the measure is peak RSS growth, on CUDA
+subprocess (``minigpt.training.memprobe``): on CPU the measure is peak RSS growth, on CUDA
 ``torch.cuda.max_memory_allocated``. Prints a Markdown table for BENCHMARKS.md.
 """
 
@@ -16,9 +16,9 @@ import time
 import torch
 
 from minigpt.config import load_config
-from minigpt.memprobe import measure_peaks
-from minigpt.planner import estimate_memory
-from minigpt.train import resolve_device, resolve_dtype
+from minigpt.runtime import resolve_device, resolve_dtype
+from minigpt.training.memprobe import measure_peaks
+from minigpt.training.planner import estimate_memory
 
 CPU_CASES = {
     "logits-heavy 1x16, V 8192": dict(

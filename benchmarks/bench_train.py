@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from minigpt.config import load_config
+from minigpt.data.prepare import prepare_dataset
 from minigpt.demo import builtin_corpus, run_demo
-from minigpt.prepare import prepare_dataset
-from minigpt.train import Trainer
+from minigpt.training.trainer import Trainer
 from record import machine_description, update_section
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from minigpt.config import ModelConfig
-from minigpt.generation import sample_next
 from minigpt.model import GPT, KVCache
+from minigpt.model.sampling import sample_next
 
 SHAPES = {
     # The shakespeare-char preset's model (vocabulary of Tiny Shakespeare's 65 characters).

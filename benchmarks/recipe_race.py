@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from minigpt.config import PRESETS, load_config
-from minigpt.dataset import Dataset
-from minigpt.train import Trainer
+from minigpt.data.dataset import Dataset
+from minigpt.training.trainer import Trainer
 
 TARGET = 1.89
 VAL_STRIDE = 1

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from minigpt.config import load_config
-from minigpt.prepare import prepare_dataset
-from minigpt.sweep import run_sweep
-from minigpt.sweep_space import parse_space
+from minigpt.data.prepare import prepare_dataset
+from minigpt.sweep.runner import run_sweep
+from minigpt.sweep.space import parse_space
 
 SPACE = {
     "params": {

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from minigpt.config import load_config
-from minigpt.prepare import prepare_dataset
-from minigpt.train import Trainer
+from minigpt.data.prepare import prepare_dataset
+from minigpt.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from minigpt.config import load_config
-from minigpt.prepare import prepare_dataset
+from minigpt.data.prepare import prepare_dataset
 
 # Tiny models gain nothing from intra-op threads, and on a busy 2-core machine the thread
 # hand-offs make them many times slower; one thread keeps the suite fast and steady.
@@ -74,7 +74,7 @@ def shakespeare() -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """A tiny model trained once per session, for tests that only read it (e.g. sampling)."""
-    from minigpt.train import train
+    from minigpt.training.trainer import train
 
     root = tmp_path_factory.mktemp("trained")
     text = root / "small.txt"

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from minigpt.config import load_config
-from minigpt.train import Trainer
+from minigpt.training.trainer import Trainer
 
 
 def train_recording(overrides: dict, **kwargs):

@@ -16,7 +16,7 @@ transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 transformers.utils.logging.disable_progress_bar()  # stderr stays for minigpt's own messages
 
-from minigpt.tokenizer import TOKENIZERS, Tokenizer  # noqa: E402
+from minigpt.data.tokenizer import TOKENIZERS, Tokenizer  # noqa: E402
 
 EOT = "<|endoftext|>"
 

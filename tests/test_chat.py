@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from minigpt.chat import ChatState, apply_command, chat
+from minigpt.config.sampling import SampleConfig
 from minigpt.errors import MiniGPTError
-from minigpt.sample import SampleConfig, load_model, make_generator
+from minigpt.inference.chat import ChatState, apply_command, chat
+from minigpt.inference.generate import make_generator
+from minigpt.interop.loader import load_model
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 

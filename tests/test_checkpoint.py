@@ -16,7 +16,7 @@ from minigpt.checkpoint import (
 from minigpt.config import ModelConfig
 from minigpt.errors import MiniGPTError
 from minigpt.model import GPT
-from minigpt.train import Trainer, train
+from minigpt.training.trainer import Trainer, train
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 import pytest
 
-from minigpt.clean import CleanConfig, clean_text, fix_mojibake
+from minigpt.data.clean import CleanConfig, clean_text, fix_mojibake
 
 ALL_ON = CleanConfig()
 

@@ -23,10 +23,10 @@ from minigpt.checkpoint import checkpoint_dirs
 from minigpt.cli import main as cli_main
 from minigpt.cli.train import worker_argv
 from minigpt.config import ModelConfig
-from minigpt.distributed import Distributed, launch
+from minigpt.data.prepare import prepare_dataset
 from minigpt.errors import MiniGPTError
 from minigpt.model import GPT
-from minigpt.prepare import prepare_dataset
+from minigpt.training.distributed import Distributed, launch
 from tests.conftest import SMALL_TEXT, TINY
 from tests.distributed_worker import train_recording
 

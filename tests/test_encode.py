@@ -1,9 +1,9 @@
 import numpy as np
 
-from minigpt.clean import CleanConfig
-from minigpt.encode import Pool, batches, process
-from minigpt.sources import Piece
-from minigpt.tokenizer import CharTokenizer
+from minigpt.data.clean import CleanConfig
+from minigpt.data.encode import Pool, batches, process
+from minigpt.data.sources import Piece
+from minigpt.data.tokenizer import CharTokenizer
 
 
 def test_batches_group_pieces_by_size():

@@ -6,10 +6,10 @@ import torch
 from torch.nn import functional as F
 
 from minigpt.cli import main
-from minigpt.evaluate import evaluate_checkpoint, evaluate_tokens
+from minigpt.data.prepare import prepare_dataset
+from minigpt.evaluation.evaluate import evaluate_checkpoint, evaluate_tokens
 from minigpt.model import GPT
-from minigpt.prepare import prepare_dataset
-from minigpt.train import train
+from minigpt.training.trainer import train
 
 
 def test_bits_per_byte_matches_a_hand_computation(tiny_config, tmp_path):
@@ -22,7 +22,7 @@ def test_bits_per_byte_matches_a_hand_computation(tiny_config, tmp_path):
     path.write_text(text, encoding="utf-8")
     result = evaluate_checkpoint(run, path, device="cpu")
 
-    from minigpt.sample import load_model
+    from minigpt.interop.loader import load_model
 
     model, tokenizer = load_model(run, device="cpu")
     ids = torch.tensor([tokenizer.encode(text)])

@@ -9,12 +9,13 @@ import torch
 
 from minigpt.checkpoint import find_checkpoint, save_checkpoint
 from minigpt.config import load_config
-from minigpt.hf import load_hf
+from minigpt.data.prepare import prepare_dataset
+from minigpt.data.tokenizer import CharTokenizer
+from minigpt.inference.generate import generate_text
+from minigpt.interop.hf_import import load_hf
+from minigpt.interop.loader import load_model
 from minigpt.model import GPT
-from minigpt.prepare import prepare_dataset
-from minigpt.sample import generate_text, load_model
-from minigpt.tokenizer import CharTokenizer
-from minigpt.train import Trainer, train
+from minigpt.training.trainer import Trainer, train
 from tests.conftest import SMALL_TEXT, TINY
 from tests.hf_helpers import bpe_kind, gpt2_folder, hf_model, random_ids, transformers
 from tests.test_cli import assert_one_line_error, run_cli

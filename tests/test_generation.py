@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from minigpt.generation import (
+from minigpt.model.sampling import (
     apply_repetition_penalty,
     min_p_filter,
     sample_next,

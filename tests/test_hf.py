@@ -11,23 +11,25 @@ import torch
 
 from minigpt.checkpoint import model_state
 from minigpt.config import ModelConfig
-from minigpt.errors import MiniGPTError
-from minigpt.hf import (
+from minigpt.data.hf_tokenizer import (
     GPT2_PATTERNS,
     byte_to_unicode,
     char_tokenizer_from_json,
     char_tokenizer_json,
+    load_hf_tokenizer,
+    tokenizer_json,
+)
+from minigpt.data.tokenizer import CharTokenizer, Tokenizer
+from minigpt.errors import MiniGPTError
+from minigpt.interop.hf_import import (
     from_hf_tensors,
     hf_architecture,
     load_hf,
     load_hf_model,
-    load_hf_tokenizer,
     model_config_from_hf,
     to_hf_tensors,
-    tokenizer_json,
 )
 from minigpt.model import GPT
-from minigpt.tokenizer import CharTokenizer, Tokenizer
 from tests.conftest import SMALL_TEXT
 from tests.hf_helpers import (
     EOT,

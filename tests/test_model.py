@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from minigpt.config import ModelConfig, swiglu_hidden
-from minigpt.model import GPT, KVCache, Rotary, SwiGLU
+from minigpt.model.gpt import GPT, KVCache, Rotary, SwiGLU
 
 
 def closed_form_params(c: ModelConfig) -> int:

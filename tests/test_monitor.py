@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from minigpt import monitor
 from minigpt.config import ModelConfig
-from minigpt.sizing import flops_per_token
+from minigpt.model.sizing import flops_per_token
+from minigpt.training import monitor
 
 
 def test_mfu_from_the_gpu_peak(monkeypatch):
@@ -25,7 +25,7 @@ def test_mfu_from_the_gpu_peak(monkeypatch):
 
 def test_mfu_and_the_planner_use_the_same_peaks(monkeypatch):
     """What `minigpt plan --gpu X` assumes is what the trainer's MFU divides by on X."""
-    from minigpt.planner import GPUS
+    from minigpt.training.planner import GPUS
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     cuda = torch.device("cuda")

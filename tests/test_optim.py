@@ -4,8 +4,8 @@ import torch
 from minigpt.checkpoint import find_checkpoint
 from minigpt.config import ModelConfig, TrainConfig
 from minigpt.model import GPT
-from minigpt.optim import MuonAdamW, lr_at, make_optimizer, newton_schulz
-from minigpt.train import Trainer, train
+from minigpt.training.optim import MuonAdamW, lr_at, make_optimizer, newton_schulz
+from minigpt.training.trainer import Trainer, train
 
 
 def test_newton_schulz_is_close_to_orthogonal():

@@ -3,11 +3,12 @@ import sys
 import pytest
 import torch
 
-from minigpt import planner
 from minigpt.config import ModelConfig, load_config
 from minigpt.errors import MiniGPTError
-from minigpt.memprobe import measure_peaks
-from minigpt.planner import (
+from minigpt.model.sizing import flops_per_token, param_breakdown
+from minigpt.training import planner
+from minigpt.training.memprobe import measure_peaks
+from minigpt.training.planner import (
     GPUS,
     estimate_memory,
     largest_batch,
@@ -15,8 +16,7 @@ from minigpt.planner import (
     plan,
     split_batch,
 )
-from minigpt.sizing import flops_per_token, param_breakdown
-from minigpt.train import Trainer, train
+from minigpt.training.trainer import Trainer, train
 
 COURSE = load_config(preset="course-100m")
 

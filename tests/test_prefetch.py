@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from minigpt.prefetch import BatchPrefetcher
+from minigpt.data.prefetch import BatchPrefetcher
 
 
 def make(step, micro):

@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from minigpt.dataset import Dataset, batch_rng
+from minigpt.data.dataset import Dataset, batch_rng
+from minigpt.data.prepare import prepare_dataset
+from minigpt.data.tokenizer import load_tokenizer
 from minigpt.errors import MiniGPTError
-from minigpt.prepare import prepare_dataset
-from minigpt.tokenizer import load_tokenizer
 
 from .conftest import SMALL_TEXT
 
@@ -53,7 +53,7 @@ def test_batches_are_windows_of_the_data(dataset):
 
 
 def test_uint32_for_large_vocabularies():
-    from minigpt.prepare import token_dtype
+    from minigpt.data.prepare import token_dtype
 
     assert token_dtype(65536) == np.dtype("<u2")
     assert token_dtype(65537) == np.dtype("<u4")
@@ -101,7 +101,7 @@ def test_existing_output_is_refused_without_force(tmp_path, text_file, dataset):
 
 
 def test_interrupted_prepare_leaves_no_dataset(tmp_path, text_file, monkeypatch):
-    import minigpt.prepare as prep
+    import minigpt.data.prepare as prep
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
@@ -122,8 +122,8 @@ def test_not_a_dataset(tmp_path):
 
 import unicodedata  # noqa: E402
 
-from minigpt.clean import CleanConfig  # noqa: E402
-from minigpt.tokenizer import BPETokenizer  # noqa: E402
+from minigpt.data.clean import CleanConfig  # noqa: E402
+from minigpt.data.tokenizer import BPETokenizer  # noqa: E402
 
 from .test_tokenizer import corpus  # noqa: E402
 
@@ -345,7 +345,7 @@ def test_binary_files_are_skipped_with_a_warning(tmp_path, text_file, capsys):
 
 
 def test_interrupted_bpe_prepare_leaves_no_dataset(tmp_path, docs, monkeypatch):
-    import minigpt.prepare as prep
+    import minigpt.data.prepare as prep
 
     folder = write_docs(tmp_path / "docs", docs[:20])
 
@@ -359,7 +359,7 @@ def test_interrupted_bpe_prepare_leaves_no_dataset(tmp_path, docs, monkeypatch):
 
 
 def test_long_documents_in_pieces_encode_like_whole_ones(tmp_path, monkeypatch):
-    import minigpt.sources as sources
+    import minigpt.data.sources as sources
 
     text = unicodedata.normalize("NFC", " ".join(corpus()[:10]))
     path = tmp_path / "long.txt"
@@ -374,7 +374,7 @@ def test_long_documents_in_pieces_encode_like_whole_ones(tmp_path, monkeypatch):
 
 
 def test_train_tokenizer_to_a_file_or_folder(tmp_path, text_file):
-    from minigpt.prepare import train_tokenizer
+    from minigpt.data.prepare import train_tokenizer
 
     (tmp_path / "tokenizer.json").write_text("not mine")
     path = train_tokenizer([text_file], tmp_path / "mine.json", vocab_size=300, quiet=True)

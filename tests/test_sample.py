@@ -1,17 +1,17 @@
 import pytest
 
+from minigpt.config.sampling import SampleConfig
+from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
-from minigpt.sample import (
-    SampleConfig,
+from minigpt.inference.generate import (
     StopStrings,
     StreamDecoder,
     generate_samples,
     generate_text,
-    load_model,
     prompt_ids,
     stream_text,
 )
-from minigpt.tokenizer import Tokenizer
+from minigpt.interop.loader import load_model
 
 
 @pytest.fixture

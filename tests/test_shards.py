@@ -1,6 +1,6 @@
 import numpy as np
 
-from minigpt.shards import ShardWriter
+from minigpt.data.shards import ShardWriter
 
 
 def test_writer_starts_new_shards_and_reads_across_them(tmp_path):

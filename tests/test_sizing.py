@@ -6,7 +6,7 @@ import torch
 from minigpt.config import ModelConfig, load_config
 from minigpt.errors import MiniGPTError
 from minigpt.model import GPT
-from minigpt.sizing import (
+from minigpt.model.sizing import (
     GPT2_SMALL,
     GPT2_SMALL_PARAMS,
     course_figures,

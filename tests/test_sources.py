@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-import minigpt.sources as sources
+import minigpt.data.sources as sources
+from minigpt.data.sources import SourceOptions, file_format, find_inputs, read_pieces
 from minigpt.errors import MiniGPTError
-from minigpt.sources import SourceOptions, file_format, find_inputs, read_pieces
 
 
 def texts(files, **options):

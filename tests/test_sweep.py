@@ -9,13 +9,14 @@ import optuna
 import pytest
 import torch
 
-import minigpt.sweep as sweep_module
+import minigpt.sweep.runner as sweep_module
 from minigpt.cli import main
 from minigpt.config import load_config
 from minigpt.errors import MiniGPTError
-from minigpt.sweep import STUDY_FILE, Budget, Sweep, parse_budget, run_sweep
-from minigpt.sweep_space import load_space
-from minigpt.train import train as real_train
+from minigpt.sweep.runner import STUDY_FILE, run_sweep
+from minigpt.sweep.space import load_space
+from minigpt.sweep.spec import Budget, Sweep, parse_budget
+from minigpt.training.trainer import train as real_train
 
 # One layer, 16 wide, 10 steps with an evaluation every 5: a trial takes about a second.
 FAST = dict(n_layer=1, n_embd=16, n_head=2, max_iters=10, eval_interval=5, checkpoint_interval=10)

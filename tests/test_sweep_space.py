@@ -5,7 +5,7 @@ import pytest
 
 from minigpt.config import load_config
 from minigpt.errors import MiniGPTError
-from minigpt.sweep_space import load_space, parse_space
+from minigpt.sweep.space import load_space, parse_space
 
 
 def test_field_types_decide_how_ranges_are_sampled():

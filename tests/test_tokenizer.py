@@ -5,8 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minigpt.errors import MiniGPTError
-from minigpt.tokenizer import (
+from minigpt.data.tokenizer import (
     EOT,
     BPETokenizer,
     CharTokenizer,
@@ -14,6 +13,7 @@ from minigpt.tokenizer import (
     inspect_text,
     load_tokenizer,
 )
+from minigpt.errors import MiniGPTError
 
 TEXTS = ["hello world", "Gün təlim İş ğ ç ö ü ı ə", "日本語 😀 e\u0301", "tabs\tand\nnewlines\r\n"]
 

@@ -7,11 +7,11 @@ from safetensors.torch import load_file
 
 from minigpt.checkpoint import checkpoint_dirs, find_checkpoint
 from minigpt.config import TrainConfig
+from minigpt.data.prepare import prepare_dataset
 from minigpt.errors import MiniGPTError
-from minigpt.monitor import tensorboard_available
-from minigpt.optim import lr_at
-from minigpt.prepare import prepare_dataset
-from minigpt.train import Trainer, train
+from minigpt.training.monitor import tensorboard_available
+from minigpt.training.optim import lr_at
+from minigpt.training.trainer import Trainer, train
 
 
 def test_training_lowers_the_loss_and_writes_a_run(tiny_config, tmp_path, capsys):

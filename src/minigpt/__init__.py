@@ -8,21 +8,16 @@ The pipeline, one module per stage:
 Every stage is also a CLI command: ``minigpt prepare | train | sample | chat | demo``.
 """
 
-__version__ = "0.1.0"
-
-from minigpt.config import ModelConfig, RunConfig, TrainConfig, load_config  # noqa: E402
-from minigpt.errors import MiniGPTError  # noqa: E402
-from minigpt.model import GPT  # noqa: E402
-from minigpt.prepare import prepare_dataset  # noqa: E402
-from minigpt.sample import (  # noqa: E402
-    SampleConfig,
-    generate_samples,
-    generate_text,
-    load_model,
-    stream_text,
-)
-from minigpt.tokenizer import CharTokenizer, Tokenizer, load_tokenizer  # noqa: E402
-from minigpt.train import train  # noqa: E402
+from minigpt._version import __version__
+from minigpt.config import ModelConfig, RunConfig, TrainConfig, load_config
+from minigpt.config.sampling import SampleConfig
+from minigpt.data.prepare import prepare_dataset
+from minigpt.data.tokenizer import CharTokenizer, Tokenizer, load_tokenizer
+from minigpt.errors import MiniGPTError
+from minigpt.inference.generate import generate_samples, generate_text, stream_text
+from minigpt.interop.loader import load_model
+from minigpt.model import GPT
+from minigpt.training.trainer import train
 
 __all__ = [
     "GPT",

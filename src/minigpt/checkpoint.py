@@ -32,8 +32,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from minigpt.data.tokenizer import TOKENIZER_FILE, Tokenizer, load_tokenizer
 from minigpt.errors import MiniGPTError
-from minigpt.tokenizer import TOKENIZER_FILE, Tokenizer, load_tokenizer
 
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "state.json"

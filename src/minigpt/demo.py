@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 from minigpt.config import load_config
-from minigpt.prepare import prepare_dataset
-from minigpt.sample import generate_text, load_model
-from minigpt.train import train
+from minigpt.data.prepare import prepare_dataset
+from minigpt.inference.generate import generate_text
+from minigpt.interop.loader import load_model
+from minigpt.training.trainer import train
 
 
 def builtin_corpus() -> str:

@@ -12,7 +12,7 @@ import sys
 from minigpt.cli import (
     chat,
     demo,
-    eval,
+    evaluate,
     export,
     params,
     plan,
@@ -25,17 +25,17 @@ from minigpt.cli import (
 from minigpt.cli.common import Parser
 from minigpt.errors import MiniGPTError
 
-COMMANDS = [demo, prepare, train, sample, eval, chat, export, sweep, params, plan, tokenizer]
+COMMANDS = [demo, prepare, train, sample, evaluate, chat, export, sweep, params, plan, tokenizer]
 
 
 def build_parser() -> Parser:
-    import minigpt
+    from minigpt._version import __version__
 
     parser = Parser(
         prog="minigpt",
         description="Train a GPT language model from scratch on your own text.",
     )
-    parser.add_argument("--version", action="version", version=f"minigpt {minigpt.__version__}")
+    parser.add_argument("--version", action="version", version=f"minigpt {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     subparsers.required = True
     for command in COMMANDS:

@@ -6,9 +6,9 @@ import argparse
 import contextlib
 import sys
 
-from minigpt.chat import chat
 from minigpt.cli.sample import add_sampling_arguments, sample_config_from_args
-from minigpt.sample import load_model
+from minigpt.inference.chat import chat
+from minigpt.interop.loader import load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

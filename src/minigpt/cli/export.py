@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from minigpt.export import DTYPES, FORMATS, LOGITS_TOLERANCE, export_hf
+from minigpt.interop.hf_export import DTYPES, FORMATS, LOGITS_TOLERANCE, export_hf
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

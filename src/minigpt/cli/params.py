@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from minigpt.cli.common import add_config_arguments, config_from_args
-from minigpt.sizing import format_breakdown, format_course_figures, sized_model_config
+from minigpt.model.sizing import format_breakdown, format_course_figures, sized_model_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

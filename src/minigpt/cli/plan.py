@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from minigpt.cli.common import add_config_arguments, config_from_args
-from minigpt.planner import (
+from minigpt.training.planner import (
     DEFAULT_MFU,
     GPUS,
     estimate_memory,
@@ -41,8 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from minigpt.planner import device_gpu
-    from minigpt.train import resolve_device
+    from minigpt.runtime import resolve_device
+    from minigpt.training.planner import device_gpu
 
     config = config_from_args(args)
     device = resolve_device(config.train.device)
@@ -65,9 +65,9 @@ def _measure(config, device) -> None:
 
     import torch
 
-    from minigpt.memprobe import measure_peak
-    from minigpt.sizing import sized_model_config
-    from minigpt.train import resolve_dtype
+    from minigpt.model.sizing import sized_model_config
+    from minigpt.runtime import resolve_dtype
+    from minigpt.training.memprobe import measure_peak
 
     if not config.train.batch_size:
         raise_auto()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import re
 
-from minigpt.clean import CleanConfig
+from minigpt.data.clean import CleanConfig
+from minigpt.data.prepare import TOKENIZER_SAMPLE_BYTES, prepare_dataset
+from minigpt.data.shards import SHARD_TOKENS
+from minigpt.data.sources import SourceOptions
 from minigpt.errors import MiniGPTError
-from minigpt.prepare import TOKENIZER_SAMPLE_BYTES, prepare_dataset
-from minigpt.shards import SHARD_TOKENS
-from minigpt.sources import SourceOptions
 
 UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 

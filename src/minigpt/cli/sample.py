@@ -6,7 +6,9 @@ import argparse
 import dataclasses
 import sys
 
-from minigpt.sample import SampleConfig, generate_samples, load_model, stream_text, unescape
+from minigpt.config.sampling import SampleConfig
+from minigpt.inference.generate import generate_samples, stream_text, unescape
+from minigpt.interop.loader import load_model
 
 
 def _help(name: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from minigpt.cli.common import add_config_arguments, config_overrides
 from minigpt.errors import MiniGPTError
-from minigpt.sweep_space import PRUNERS, SAMPLERS
+from minigpt.sweep.space import PRUNERS, SAMPLERS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         from minigpt.config import load_config
-        from minigpt.sweep import resolve_base, run_sweep
+        from minigpt.sweep.runner import resolve_base, run_sweep
     except ImportError as e:
         raise MiniGPTError(
             f"minigpt sweep needs optuna and matplotlib ({e}); pip install 'minigpt[sweep]'"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from minigpt.cli.common import add_config_arguments, config_overrides
 from minigpt.config import load_config
-from minigpt.distributed import is_main_process, launch
-from minigpt.train import CONFIG_FILE, TrainingInterrupted, resolve_device, train
+from minigpt.runtime import resolve_device
+from minigpt.training.distributed import is_main_process, launch
+from minigpt.training.trainer import CONFIG_FILE, TrainingInterrupted, train
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

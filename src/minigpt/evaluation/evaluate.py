@@ -22,12 +22,12 @@ from tqdm.auto import tqdm
 
 from minigpt.checkpoint import find_checkpoint, load_model_state
 from minigpt.config import config_from_dict
-from minigpt.dataset import Dataset
+from minigpt.data.dataset import Dataset
+from minigpt.data.prepare import META_FILE
+from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
-from minigpt.hf import is_hf_ref, load_hf_model
+from minigpt.interop.hf_import import is_hf_ref, load_hf_model
 from minigpt.model import GPT
-from minigpt.prepare import META_FILE
-from minigpt.tokenizer import Tokenizer
 
 
 @dataclass
@@ -162,7 +162,7 @@ def evaluate_checkpoint(
     best: bool = False,
 ) -> EvalResult:
     """Evaluate a run, checkpoint or Hugging Face folder on a text file or a dataset's split."""
-    from minigpt.train import resolve_device, resolve_dtype
+    from minigpt.runtime import resolve_device, resolve_dtype
 
     if batch_size <= 0:
         raise MiniGPTError(f"batch size must be positive, got {batch_size}")

@@ -1,7 +1,7 @@
 """``minigpt sweep``: hyperparameter search over real training runs, with Optuna.
 
 Each trial samples a point of the search space (``sweep_space.py``), applies it to the base
-config, and trains it with ``minigpt.train`` for the budget (iterations or minutes) in its own
+config, and trains it with ``minigpt.training.trainer`` for the budget (iterations or minutes) in its own
 run folder ``OUT/trial-NNNN``. The objective is the trial's best val loss; perplexity and bits
 per byte are reported beside it. After each evaluation the trial reports its val loss to
 Optuna through the Trainer's ``callbacks`` hook, and the pruner may stop it there.
@@ -21,14 +21,12 @@ import functools
 import gc
 import math
 import os
-import re
 import socket
 import sys
 import time
 import traceback
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,56 +35,22 @@ import torch
 from optuna.trial import TrialState
 
 from minigpt.config import PRESETS, RunConfig, apply_overrides, load_config, validate
-from minigpt.dataset import Dataset
+from minigpt.data.dataset import Dataset
+from minigpt.data.prepare import SplitInfo
 from minigpt.errors import MiniGPTError
-from minigpt.evaluate import bits_per_byte, perplexity
-from minigpt.prepare import SplitInfo
-from minigpt.sweep_report import SweepReport, write_report
-from minigpt.sweep_space import PRUNERS, SAMPLERS, SearchSpace, load_space
-from minigpt.train import Trainer, train
+from minigpt.evaluation.evaluate import bits_per_byte, perplexity
+from minigpt.sweep.report import SweepReport, write_report
+from minigpt.sweep.space import PRUNERS, SAMPLERS, SearchSpace, load_space
+from minigpt.sweep.spec import Budget, Sweep, parse_budget
+from minigpt.training.trainer import Trainer, train
 
 STUDY_FILE = "study.db"
 INTERRUPTED = "interrupted"
 # Fields that may differ between machines working on one study.
-MACHINE_FIELDS = ("data", "out_dir", "device", "dtype", "compile")
 
 
 class TrialFailed(Exception):
     """Raised inside a trial to mark it failed; its reason is the trial's ``reason`` attr."""
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How long each trial trains: a number of iterations or of minutes."""
-
-    iters: int | None = None
-    minutes: float | None = None
-
-    def overrides(self) -> dict[str, Any]:
-        if self.iters is not None:
-            return {"max_iters": self.iters, "max_minutes": 0.0}
-        return {"max_minutes": self.minutes}
-
-    def __str__(self) -> str:
-        if self.iters is not None:
-            return f"{self.iters} iterations"
-        minutes = self.minutes or 0.0
-        return f"{minutes:g} minutes" if minutes >= 1 else f"{minutes * 60:g} seconds"
-
-
-def parse_budget(text: str | int) -> Budget:
-    """``300`` is 300 iterations; ``5m``, ``90s``, ``1.5h`` are wall-clock times per trial."""
-    text = str(text).strip().lower()
-    if text.isdigit() and int(text) > 0:
-        return Budget(iters=int(text))
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr)", text)
-    if match and float(match.group(1)) > 0:
-        scale = {"s": 1 / 60, "sec": 1 / 60, "m": 1, "min": 1, "h": 60, "hr": 60}
-        return Budget(minutes=float(match.group(1)) * scale[match.group(2)])
-    raise MiniGPTError(
-        f"budget '{text}' is neither a number of iterations (e.g. 300) nor a time per trial "
-        "(e.g. 5m, 90s, 1h)"
-    )
 
 
 def resolve_base(base: str, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -96,41 +60,6 @@ def resolve_base(base: str, overrides: dict[str, Any] | None = None) -> RunConfi
     if Path(base).is_file() or base.endswith(".toml"):
         return load_config(config_file=base, overrides=overrides)
     return load_config(preset=base, overrides=overrides)  # unknown preset: its error lists them
-
-
-@dataclass
-class Sweep:
-    """Everything a trial needs: the space, the base config and the budget."""
-
-    space: SearchSpace
-    base: RunConfig
-    budget: Budget
-    out_dir: Path
-
-    def trial_config(self, params: dict[str, Any], number: int) -> RunConfig:
-        """The base config with the trial's values; MiniGPTError if the combination is invalid."""
-        config = copy.deepcopy(self.base)
-        apply_overrides(config, params, f"trial {number}")
-        apply_overrides(config, self.budget.overrides(), "--budget")
-        config.train.out_dir = str(self.trial_dir(number))
-        reason = self.space.violated(config)
-        if reason:
-            raise MiniGPTError(reason)
-        validate(config)
-        return config
-
-    def trial_dir(self, number: int) -> Path:
-        return self.out_dir / f"trial-{number:04d}"
-
-    def settings(self) -> dict[str, Any]:
-        """What must match for a study to be resumed (or joined from another machine)."""
-        base = {k: v for s in self.base.to_dict().values() for k, v in s.items()}
-        ignored = (*MACHINE_FIELDS, *self.space.params)  # swept values replace the base's
-        base = {k: v for k, v in base.items() if k not in ignored}
-        return {"space": self.space.to_dict(), "base": base, "budget": str(self.budget)}
-
-
-# -- one trial -------------------------------------------------------------------------------
 
 
 def _objective(sweep: Sweep, progress: Callable[[str], None]) -> Callable[[Any], float]:

@@ -39,17 +39,20 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-import minigpt
+from minigpt._version import __version__
 from minigpt.checkpoint import Checkpoint, checkpoint_dirs, find_checkpoint
 from minigpt.checkpoint import save_checkpoint as write_checkpoint
 from minigpt.config import RunConfig, save_config
-from minigpt.dataset import Dataset, batch_rng
-from minigpt.distributed import init as init_distributed
+from minigpt.data.dataset import Dataset, batch_rng
+from minigpt.data.prefetch import BatchPrefetcher
 from minigpt.errors import MiniGPTError
-from minigpt.evaluate import bits_per_byte, perplexity
-from minigpt.hf import adopt_hf_model, is_hf_ref
+from minigpt.evaluation.evaluate import bits_per_byte, perplexity
+from minigpt.interop.hf_import import adopt_hf_model, is_hf_ref
 from minigpt.model import GPT
-from minigpt.monitor import (
+from minigpt.model.sizing import flops_per_token
+from minigpt.runtime import resolve_compile, resolve_device, resolve_dtype
+from minigpt.training.distributed import init as init_distributed
+from minigpt.training.monitor import (
     PLOT_FILE,
     SAMPLES_FILE,
     TENSORBOARD_DIR,
@@ -61,10 +64,8 @@ from minigpt.monitor import (
     mfu,
     peak_memory,
 )
-from minigpt.optim import lr_at, make_optimizer
-from minigpt.planner import auto_batch, is_out_of_memory, out_of_memory_message
-from minigpt.prefetch import BatchPrefetcher
-from minigpt.sizing import flops_per_token
+from minigpt.training.optim import lr_at, make_optimizer
+from minigpt.training.planner import auto_batch, is_out_of_memory, out_of_memory_message
 
 CONFIG_FILE = "config.toml"
 # Spike detection compares each loss with an exponential moving average of the previous ones,
@@ -74,42 +75,6 @@ LOSS_EMA_DECAY = 0.9
 MAX_CONSECUTIVE_SKIPS = 10
 
 Callback = Callable[["Trainer", dict[str, Any]], None]
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise MiniGPTError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MiniGPTError("device cuda requested but no CUDA GPU is available; use --device cpu")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise MiniGPTError("device mps requested but MPS is not available; use --device cpu")
-    return device
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto``: bf16 on GPUs that support it, fp16 on older CUDA GPUs, fp32 on CPU."""
-    if name == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
-def resolve_compile(name: str, device: torch.device) -> bool:
-    """``auto`` compiles on CUDA only: there it is a large speed-up, while on CPU it saved
-    about 3% of step time for a minute of compiling (BENCHMARKS.md, issue 3)."""
-    if name == "auto":
-        return device.type == "cuda"
-    return name == "true"
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -504,7 +469,7 @@ class Trainer:
             "history": self.history,
             "tokenizer_fingerprint": self.data.meta.tokenizer.get("fingerprint"),
             "init_from": self.init_from,
-            "minigpt_version": minigpt.__version__,
+            "minigpt_version": __version__,
             "tokens_seen": self.step * self.tokens_per_step,
             # Batches and learning rate are pure functions of the step and config; recorded
             # here so the checkpoint says where the sampler and schedule stand.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from minigpt.evaluate import evaluate_checkpoint
+from minigpt.evaluation.evaluate import evaluate_checkpoint
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -32,7 +32,7 @@ import torch
 
 from minigpt.config import ModelConfig, RunConfig, TrainConfig
 from minigpt.errors import MiniGPTError
-from minigpt.sizing import Breakdown, flops_per_token, param_breakdown, sized_model_config
+from minigpt.model.sizing import Breakdown, flops_per_token, param_breakdown, sized_model_config
 
 GiB = 1024**3
 DEFAULT_MFU = 0.4

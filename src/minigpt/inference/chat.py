@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 import torch
 
 from minigpt.config import coerce, suggest
+from minigpt.config.sampling import SampleConfig
+from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
+from minigpt.inference.generate import make_generator, stream_samples, unescape
 from minigpt.model import GPT
-from minigpt.sample import SampleConfig, make_generator, stream_samples, unescape
-from minigpt.tokenizer import Tokenizer
 
 # Controls that make sense per turn (a chat turn is always one sample).
 SETTINGS = [f for f in dataclasses.fields(SampleConfig) if f.name != "num_samples"]

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minigpt.clean import CleanConfig, clean_text
-from minigpt.sources import Piece
-from minigpt.tokenizer import Tokenizer, load_tokenizer
+from minigpt.data.clean import CleanConfig, clean_text
+from minigpt.data.sources import Piece
+from minigpt.data.tokenizer import Tokenizer, load_tokenizer
 
 BATCH_CHARS = 1_000_000
 

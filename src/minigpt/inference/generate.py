@@ -11,77 +11,14 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from minigpt.checkpoint import find_checkpoint, load_model_state
-from minigpt.config import _field, config_from_dict
+from minigpt.config.sampling import SampleConfig
+from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
-from minigpt.hf import is_hf_ref, load_hf_model
 from minigpt.model import GPT
-from minigpt.tokenizer import Tokenizer
-from minigpt.train import resolve_device
-
-
-@dataclass(frozen=True)
-class SampleConfig:
-    """How to sample. Each field is a ``minigpt sample`` flag and a ``minigpt chat`` command."""
-
-    max_new_tokens: int = _field(500, "tokens to generate per sample")
-    temperature: float = _field(0.8, "0 is greedy; 1 samples the model's own distribution")
-    top_k: int = _field(200, "sample only from the k likeliest tokens (0: no limit)")
-    top_p: float = _field(1.0, "nucleus: the likeliest tokens holding this probability (1: off)")
-    min_p: float = _field(0.0, "drop tokens less likely than min_p x the top token (0: off)")
-    repetition_penalty: float = _field(1.0, "> 1 makes tokens already in the text less likely")
-    stop: tuple[str, ...] = _field((), "end a sample where one of these strings appears")
-    seed: int | None = _field(1337, "random seed (none: different samples every run)")
-    num_samples: int = _field(1, "samples generated together, as one batch")
-    use_cache: bool = _field(True, "KV cache: run the prompt once, then one token per step")
-    context_shift: int = _field(
-        1, "past block_size, re-run the context every this many tokens (1: exact, slowest)"
-    )
-
-    def validate(self, block_size: int | None = None) -> None:
-        """Reject values that would fail deep inside torch or silently do nothing useful."""
-        if self.max_new_tokens < 0:
-            raise MiniGPTError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
-        if not self.temperature >= 0:
-            raise MiniGPTError(f"temperature must be >= 0 (0: greedy), got {self.temperature}")
-        if self.top_k < 0:
-            raise MiniGPTError(f"top_k must be >= 0 (0: no limit), got {self.top_k}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise MiniGPTError(f"top_p must be in (0, 1] (1: off), got {self.top_p}")
-        if not 0.0 <= self.min_p <= 1.0:
-            raise MiniGPTError(f"min_p must be in [0, 1] (0: off), got {self.min_p}")
-        if not self.repetition_penalty > 0:
-            raise MiniGPTError(
-                f"repetition_penalty must be > 0 (1: off), got {self.repetition_penalty}"
-            )
-        if self.num_samples < 1:
-            raise MiniGPTError(f"num_samples must be >= 1, got {self.num_samples}")
-        if "" in self.stop:
-            raise MiniGPTError("a stop string cannot be empty")
-        top = block_size or self.context_shift
-        if not 1 <= self.context_shift <= top:
-            raise MiniGPTError(
-                f"context_shift must be between 1 and block_size ({top}), got {self.context_shift}"
-            )
-
-
-def load_model(path: str | Path, device: str = "auto") -> tuple[GPT, Tokenizer]:
-    """The model (in eval mode) and tokenizer of a run, checkpoint or Hugging Face folder."""
-    if is_hf_ref(path):
-        model, tokenizer = load_hf_model(path)
-        return model.to(resolve_device(device)), tokenizer
-    ckpt = find_checkpoint(path)
-    config = config_from_dict(ckpt.state["config"])
-    model = GPT(config.model)
-    load_model_state(model, ckpt.model_tensors())
-    model.to(resolve_device(device)).eval()
-    return model, ckpt.tokenizer()
 
 
 def prompt_ids(tokenizer: Tokenizer, prompt: str) -> list[int]:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from minigpt.errors import MiniGPTError
-from minigpt.prepare import META_FILE, DatasetMeta
-from minigpt.tokenizer import Tokenizer, load_tokenizer
+from minigpt.data.prepare import META_FILE, DatasetMeta
+from minigpt.data.tokenizer import Tokenizer, load_tokenizer
 
 
 def batch_rng(seed: int, split: str, step: int, micro_step: int = 0) -> np.random.Generator:

@@ -110,7 +110,7 @@ class Distributed:
         """
         if not self.active:
             return micro, grad_accum
-        from minigpt.planner import split_batch
+        from minigpt.training.planner import split_batch
 
         smallest = -self.max(-micro)
         return split_batch(math.ceil(micro * grad_accum / self.world_size), smallest)
@@ -179,7 +179,7 @@ class Distributed:
         needs every rank's shards, and the other ranks are busy elsewhere."""
         if not (self.fsdp and dist.is_initialized()):
             return callbacks
-        from minigpt.monitor import SampleWriter
+        from minigpt.training.monitor import SampleWriter
 
         return [c for c in callbacks if not isinstance(c, SampleWriter)]
 

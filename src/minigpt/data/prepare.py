@@ -39,14 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
-import minigpt
-from minigpt.clean import CleanConfig
-from minigpt.encode import Batch, Pool, batches, default_workers
+from minigpt._version import __version__
+from minigpt.data.clean import CleanConfig
+from minigpt.data.encode import Batch, Pool, batches, default_workers
 from minigpt.errors import MiniGPTError
-from minigpt.hf import HF_PREFIX, load_hf_tokenizer
-from minigpt.shards import SHARD_TOKENS, ShardWriter
-from minigpt.sources import SourceOptions, find_inputs, read_pieces
-from minigpt.tokenizer import (
+from minigpt.data.hf_tokenizer import HF_PREFIX, load_hf_tokenizer
+from minigpt.data.shards import SHARD_TOKENS, ShardWriter
+from minigpt.data.sources import SourceOptions, find_inputs, read_pieces
+from minigpt.data.tokenizer import (
     TOKENIZER_FILE,
     TOKENIZERS,
     BPETokenizer,
@@ -289,7 +289,7 @@ def prepare_dataset(
             sources=source_files(plan.files),
             val_fraction=val_fraction,
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            minigpt_version=minigpt.__version__,
+            minigpt_version=__version__,
             extra={"seconds": report["seconds"]["total"], "split": plan.split, "seed": seed},
             report=report,
         )

@@ -16,7 +16,6 @@ weights must import back exactly, and the tokenizers must give the same ids.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import shutil
@@ -30,25 +29,27 @@ import tomli_w
 import torch
 from safetensors.torch import save_file
 
-import minigpt
+from minigpt._version import __version__
 from minigpt.checkpoint import Checkpoint, find_checkpoint, load_model_state
 from minigpt.config import RunConfig, TrainConfig, config_from_dict
-from minigpt.errors import MiniGPTError
-from minigpt.hf import (
+from minigpt.config.sampling import SampleConfig
+from minigpt.data.hf_tokenizer import (
     HF_CONFIG_FILE,
     HF_TOKENIZER_CONFIG,
-    HF_WEIGHTS_FILE,
-    hf_architecture,
     import_transformers,
-    load_hf,
-    to_hf_tensors,
     tokenizer_config,
     tokenizer_json,
 )
+from minigpt.data.prepare import check_output_folder
+from minigpt.data.tokenizer import TOKENIZER_FILE, CharTokenizer, Tokenizer
+from minigpt.errors import MiniGPTError
+from minigpt.interop.hf_import import (
+    HF_WEIGHTS_FILE,
+    hf_architecture,
+    load_hf,
+    to_hf_tensors,
+)
 from minigpt.model import GPT
-from minigpt.prepare import check_output_folder
-from minigpt.sample import generate_text
-from minigpt.tokenizer import TOKENIZER_FILE, CharTokenizer, Tokenizer
 
 FORMATS = ("hf",)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -138,11 +139,11 @@ def transformers_available() -> bool:
 def generation_config(tokenizer: Tokenizer, block_size: int) -> dict[str, Any]:
     """Sample as ``minigpt sample`` does; stop at the context length, past which GPT-2's
     learned position embeddings have no rows."""
-    defaults = inspect.signature(generate_text).parameters
+    defaults = SampleConfig()
     config: dict[str, Any] = {
         "do_sample": True,
-        "temperature": defaults["temperature"].default,
-        "top_k": defaults["top_k"].default,
+        "temperature": defaults.temperature,
+        "top_k": defaults.top_k,
         "max_length": block_size,
     }
     if tokenizer.eot_id is not None:
@@ -311,7 +312,7 @@ def model_card(
         ("started from", f"`{state['init_from']}`" if state.get("init_from") else "scratch"),
         ("optimiser", optimiser_summary(t)),
         ("batch", f"{t.batch_size} x {t.grad_accum} x {m.block_size} tokens"),
-        ("minigpt", state.get("minigpt_version", minigpt.__version__)),
+        ("minigpt", state.get("minigpt_version", __version__)),
     ]
     eot = tokenizer.eot_id
     prompt = '"Once upon a time"'

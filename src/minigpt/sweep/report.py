@@ -25,7 +25,7 @@ from minigpt.config import apply_overrides, save_config
 if TYPE_CHECKING:
     import optuna
 
-    from minigpt.sweep import Sweep
+    from minigpt.sweep.spec import Sweep
 
 STATUS = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
 METRICS = ("eff_batch", "val_loss", "ppl", "bpb", "iters", "seconds", "status", "note")

@@ -277,7 +277,7 @@ def sized_model_config(config: RunConfig) -> ModelConfig:
             "vocab_size is 0 (taken from the dataset at train time); "
             "pass --vocab-size N or --data DATASET_FOLDER"
         )
-    from minigpt.dataset import Dataset
+    from minigpt.data.dataset import Dataset
 
     return dataclasses.replace(model, vocab_size=Dataset(config.train.data).vocab_size)
 

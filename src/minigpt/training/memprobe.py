@@ -35,11 +35,11 @@ def measure_peaks(configs: list[RunConfig], steps: int = 2, timeout: float = 600
     All configs run one after the other in one fresh process (one warm-up, one import).
     """
     env = {**os.environ, **MALLOC_ENV}
-    src = str(Path(__file__).resolve().parents[1])
+    src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     payload = json.dumps({"configs": [c.to_dict() for c in configs], "steps": steps})
     proc = subprocess.run(
-        [sys.executable, "-m", "minigpt.memprobe"],
+        [sys.executable, "-m", "minigpt.training.memprobe"],
         input=payload,
         capture_output=True,
         text=True,
@@ -77,7 +77,7 @@ def _warm_up(config: RunConfig, out_dir: Path) -> None:
     """One step of a tiny model first: lazy imports, kernels and thread pools (about 70 MB on
     CPU, whatever the model) are set up once per process and are not the run's memory."""
     from minigpt.config import load_config
-    from minigpt.train import Trainer
+    from minigpt.training.trainer import Trainer
 
     tiny = dict(n_layer=1, n_head=1, n_embd=8, block_size=8, batch_size=2, vocab_size=0)
     train = {k: getattr(config.train, k) for k in ("data", "device", "dtype")}
@@ -89,7 +89,7 @@ def _warm_up(config: RunConfig, out_dir: Path) -> None:
 def _measure(config: RunConfig, steps: int, cuda: bool) -> int:
     import torch
 
-    from minigpt.train import Trainer
+    from minigpt.training.trainer import Trainer
 
     gc.collect()
     if cuda:
@@ -108,8 +108,8 @@ def _measure(config: RunConfig, steps: int, cuda: bool) -> int:
 
 
 def _child() -> None:
-    from minigpt.prepare import prepare_dataset
-    from minigpt.train import resolve_device
+    from minigpt.data.prepare import prepare_dataset
+    from minigpt.runtime import resolve_device
 
     request = json.loads(sys.stdin.read())
     configs = [config_from_dict(c) for c in request["configs"]]

@@ -31,7 +31,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from minigpt.config import ModelConfig, swiglu_hidden
-from minigpt.generation import sample_next
+from minigpt.model.sampling import sample_next
 
 
 class KVCache:

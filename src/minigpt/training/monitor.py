@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from minigpt.planner import peak_tflops
+from minigpt.training.planner import peak_tflops
 
 if TYPE_CHECKING:
-    from minigpt.train import Trainer
+    from minigpt.training.trainer import Trainer
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"
@@ -153,7 +153,7 @@ class SampleWriter:
         self.prompt, self.tokens, self.seed = prompt, tokens, seed
 
     def __call__(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        from minigpt.sample import generate_text
+        from minigpt.inference.generate import generate_text
 
         model = trainer.model
         was_training = model.training

@@ -1,0 +1,1 @@
+"""Models crossing minigpt's border: loading a run or a Hugging Face folder, and exporting."""

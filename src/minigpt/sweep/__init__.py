@@ -1,0 +1,2 @@
+"""Hyperparameter sweeps: the search space (``space``), the study runner (``runner``) and the
+results report (``report``)."""
