@@ -26,7 +26,8 @@ from minigpt.config import ModelConfig
 from minigpt.data.prepare import prepare_dataset
 from minigpt.errors import MiniGPTError
 from minigpt.model import GPT
-from minigpt.training.distributed import Distributed, launch
+from minigpt.training.distributed import Distributed
+from minigpt.training.launch import launch
 from tests.conftest import SMALL_TEXT, TINY
 from tests.distributed_worker import train_recording
 

@@ -152,7 +152,7 @@ def test_an_exception_from_a_callback_stops_training_and_propagates(tiny_config)
 
 def _nan_at(trainer, bad_steps):
     """Make the forward pass return NaN at the given (0-based) steps."""
-    real = trainer.forward_model
+    real = trainer.forward_model.module
 
     def forward(x, y):
         logits, loss = real(x, y)
@@ -160,7 +160,7 @@ def _nan_at(trainer, bad_steps):
             loss = loss * float("nan")
         return logits, loss
 
-    trainer.forward_model = forward
+    trainer.forward_model.module = forward
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path):
@@ -183,11 +183,11 @@ def test_bad_steps_can_be_skipped(tiny_config):
 
 def test_loss_spike_is_detected(tiny_config):
     trainer = Trainer(tiny_config(spike_threshold=3.0))
-    trainer.loss_ema, trainer.ema_steps = 1.0, 50
-    assert trainer._bad_loss(2.9) == ""
-    assert "spiked to 3.5000, 3.5x" in trainer._bad_loss(3.5)
-    trainer.ema_steps = 5  # too early to judge
-    assert trainer._bad_loss(3.5) == ""
+    trainer.state.loss_ema, trainer.state.ema_steps = 1.0, 50
+    assert trainer.loss_guard.problem(2.9) == ""
+    assert "spiked to 3.5000, 3.5x" in trainer.loss_guard.problem(3.5)
+    trainer.state.ema_steps = 5  # too early to judge
+    assert trainer.loss_guard.problem(3.5) == ""
 
 
 def test_early_stopping(tiny_config, monkeypatch):

@@ -8,7 +8,8 @@ from pathlib import Path
 from minigpt.cli.common import add_config_arguments, config_overrides
 from minigpt.config import load_config
 from minigpt.runtime import resolve_device
-from minigpt.training.distributed import is_main_process, launch
+from minigpt.training.distributed import is_main_process
+from minigpt.training.launch import launch
 from minigpt.training.trainer import CONFIG_FILE, TrainingInterrupted, train
 
 

@@ -42,7 +42,8 @@ from minigpt.evaluation.evaluate import bits_per_byte, perplexity
 from minigpt.sweep.report import SweepReport, write_report
 from minigpt.sweep.space import PRUNERS, SAMPLERS, SearchSpace, load_space
 from minigpt.sweep.spec import Budget, Sweep, parse_budget
-from minigpt.training.trainer import Trainer, train
+from minigpt.training.callbacks import RunView
+from minigpt.training.trainer import train
 
 STUDY_FILE = "study.db"
 INTERRUPTED = "interrupted"
@@ -85,36 +86,50 @@ def _val_split(data: str) -> SplitInfo | None:
     return Dataset(data).meta.splits.get("val")
 
 
+class _TrialReport:
+    """The trainer callback of one trial: each evaluation goes to Optuna, whose pruner may
+    stop the trial there; when the run ends, the trainer's resolved config is kept (its
+    ``--batch-size auto`` settled), since the trainer leaves the trial's config as it was."""
+
+    def __init__(self, trial: optuna.Trial, config: RunConfig) -> None:
+        self.trial, self.config = trial, config
+        self.best, self.iter = math.inf, 0
+
+    def __call__(self, trainer: RunView, evaluation: dict[str, Any]) -> None:
+        val, step = float(evaluation["val"]), int(evaluation["iter"])
+        self.best, self.iter = min(self.best, val), step
+        self.trial.report(val, step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at iteration {step} (val loss {val:.4f})")
+
+    def close(self, trainer: RunView) -> None:
+        self.config = trainer.config
+
+
 def _train_trial(trial: optuna.Trial, config: RunConfig, split: SplitInfo | None) -> float:
     """Train one trial, reporting each evaluation to Optuna; returns the best val loss."""
     run_dir = Path(config.train.out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    seen = {"best": math.inf, "iter": 0}
+    seen = _TrialReport(trial, config)
     start = time.time()
 
     def record() -> None:
-        # After the trainer has started, --batch-size auto is resolved in the config.
-        trial.set_user_attr("eff_batch", config.train.batch_size * config.train.grad_accum)
-        best = seen["best"] if math.isfinite(seen["best"]) else None
+        trial.set_user_attr(
+            "eff_batch", seen.config.train.batch_size * seen.config.train.grad_accum
+        )
+        best = seen.best if math.isfinite(seen.best) else None
         trial.set_user_attr("val_loss", best)
-        trial.set_user_attr("iters", seen["iter"])
+        trial.set_user_attr("iters", seen.iter)
         trial.set_user_attr("seconds", round(time.time() - start, 2))
         if best is not None:
             trial.set_user_attr("ppl", perplexity(best))
             if split is not None:
                 trial.set_user_attr("bpb", bits_per_byte(best, split.tokens, split.bytes))
 
-    def report(trainer: Trainer, evaluation: dict[str, Any]) -> None:
-        val, step = float(evaluation["val"]), int(evaluation["iter"])
-        seen["best"], seen["iter"] = min(seen["best"], val), step
-        trial.report(val, step)
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at iteration {step} (val loss {val:.4f})")
-
     with open(run_dir / "train.log", "a", encoding="utf-8") as log:
         try:
             with contextlib.redirect_stdout(log):
-                result = train(config, callbacks=[report])
+                result = train(config, callbacks=[seen])
         except optuna.TrialPruned:
             record()
             raise
@@ -127,8 +142,7 @@ def _train_trial(trial: optuna.Trial, config: RunConfig, split: SplitInfo | None
             traceback.print_exc(file=log)
             _release_memory()
             _fail(trial, _failure_reason(e))
-    seen["best"] = result.best_val_loss
-    seen["iter"] = result.iterations
+    seen.best, seen.iter = result.best_val_loss, result.iterations
     record()
     return result.best_val_loss
 

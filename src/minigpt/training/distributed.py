@@ -1,7 +1,7 @@
 """Training on several processes: DistributedDataParallel, or FSDP for models too big for one GPU.
 
 ``torchrun --nproc_per_node=N -m minigpt train ...`` (or ``minigpt train --nproc N``, which
-calls torchrun for you) starts N copies of the trainer. Each is one *rank*: it joins the
+calls torchrun for you: ``launch.py``) starts N copies of the trainer. Each is one *rank*: it joins the
 process group torchrun describes in its environment (NCCL on CUDA, one GPU per rank; gloo on
 CPU), reads its own share of every batch, and the gradients are averaged across ranks before
 each optimizer step, so N ranks with ``grad_accum`` A train exactly like one process with
@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +74,11 @@ class Distributed:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def sharded(self) -> bool:
+        """FSDP over several ranks: no rank holds the whole model or optimizer state."""
+        return self.fsdp and dist.is_initialized()
 
     def describe(self) -> str:
         if not dist.is_initialized():
@@ -130,7 +134,7 @@ class Distributed:
 
     def shard(self, model: GPT) -> GPT:
         """With ``fsdp``, shard the model in place (before the optimizer sees its parameters)."""
-        if not (self.fsdp and dist.is_initialized()):
+        if not self.sharded:
             return model
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard
@@ -168,20 +172,11 @@ class Distributed:
         """The fp16 loss scaler. With FSDP each rank sees only its shard of the gradients, so
         the overflow check must be agreed on by all (or one rank would skip a step the others
         take); PyTorch's ShardedGradScaler all-reduces it."""
-        if self.fsdp and dist.is_initialized():
+        if self.sharded:
             from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
 
             return ShardedGradScaler(device_type, enabled=enabled)
         return torch.amp.GradScaler(device_type, enabled=enabled)
-
-    def watchers(self, callbacks: list[Any]) -> list[Any]:
-        """Rank 0's run watchers. Under FSDP, the sample writer is left out: generating text
-        needs every rank's shards, and the other ranks are busy elsewhere."""
-        if not (self.fsdp and dist.is_initialized()):
-            return callbacks
-        from minigpt.training.monitor import SampleWriter
-
-        return [c for c in callbacks if not isinstance(c, SampleWriter)]
 
     # -- collectives ---------------------------------------------------------------------------
 
@@ -244,7 +239,7 @@ class Distributed:
         of the same kind over it, which the checkpoint writer saves like any other. Other
         ranks get ``(None, None)``.
         """
-        if not (self.fsdp and dist.is_initialized()):
+        if not self.sharded:
             return (model, optimizer) if self.is_main else (None, None)
         gathered: dict[int, torch.Tensor | None] = {}  # tied weights appear twice: gather them once
 
@@ -281,7 +276,7 @@ class Distributed:
 
     def load_model_state(self, model: GPT, tensors: dict[str, torch.Tensor]) -> None:
         """Load single-device weights; with FSDP each rank keeps its own shard of each."""
-        if self.fsdp and dist.is_initialized():
+        if self.sharded:
             current = model.state_dict()
             tensors = {
                 k: _shard_like(v, current[k]) if k in current else v for k, v in tensors.items()
@@ -290,7 +285,7 @@ class Distributed:
 
     def load_optimizer_state(self, optimizer: torch.optim.Optimizer, state: dict) -> None:
         """Load a single-device optimizer state; with FSDP each rank keeps its shards."""
-        if self.fsdp and dist.is_initialized():
+        if self.sharded:
             params = [p for g in optimizer.param_groups for p in g["params"]]
             state = {
                 **state,
@@ -392,49 +387,3 @@ def init(device: torch.device, fsdp: bool = False) -> Distributed:
         fsdp=fsdp,
         owns_group=owns,
     )
-
-
-@contextmanager
-def _quiet_torchrun_banner(nproc: int) -> Iterator[None]:
-    """torchrun sets OMP_NUM_THREADS=1 with a warning banner; share the cores out instead."""
-    if "OMP_NUM_THREADS" in os.environ:
-        yield
-        return
-    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
-    try:
-        yield
-    finally:
-        os.environ.pop("OMP_NUM_THREADS", None)
-
-
-def launch(nproc: int, argv: list[str], device: torch.device | None = None) -> int:
-    """Run ``python -m minigpt ARGV`` on ``nproc`` processes of this machine, via torchrun.
-
-    The same as ``torchrun --standalone --nproc-per-node NPROC -m minigpt ARGV`` (standalone:
-    a local rendezvous on a free port). For several machines, call torchrun yourself.
-    """
-    if nproc < 1:
-        raise MiniGPTError(f"--nproc must be at least 1, got {nproc}")
-    if launched_by_torchrun():
-        raise MiniGPTError("already running under torchrun; drop --nproc")
-    if device is not None and device.type == "cuda" and nproc > torch.cuda.device_count():
-        raise MiniGPTError(
-            f"--nproc {nproc} needs {nproc} GPUs, this machine has {torch.cuda.device_count()}; "
-            f"use --nproc {torch.cuda.device_count()} (or --device cpu)"
-        )
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import parse_args, run
-
-    args = parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "minigpt", *argv])
-    with _quiet_torchrun_banner(nproc):
-        try:
-            run(args)
-        except SignalException as e:  # torchrun passed it on to the ranks, which saved
-            return 128 + int(e.sigval)  # the shell convention: 130 for Ctrl-C, 143 for SIGTERM
-        except ChildFailedError as e:
-            ranks = sorted(f.local_rank for f in e.failures.values())
-            raise MiniGPTError(
-                f"rank(s) {', '.join(map(str, ranks))} of {nproc} failed; see their messages above"
-            ) from None
-    return 0

@@ -1,14 +1,14 @@
 """Watching a run: ``metrics.jsonl``, a loss-curve PNG, TensorBoard, samples, MFU and memory.
 
-Each watcher is a Trainer callback, called as ``callback(trainer, record)`` after every
-evaluation. A callback may also define ``on_log(trainer, record)`` (called at every log line)
-and ``close(trainer)`` (called when ``run`` ends, however it ends). ``default_callbacks`` is
+Each watcher is a training callback (see ``callbacks.py``), called as ``callback(run, record)``
+after every evaluation, and some define ``on_log`` and ``close`` too. ``default_callbacks`` is
 what ``minigpt train`` attaches; everything lands in the run folder:
 
 - ``metrics.jsonl``: one JSON object per log line (``"kind": "train"``) and per evaluation
   (``"kind": "eval"``), appended as the run goes (a resumed run drops the lines past its
   checkpoint first, so the file always describes one consistent run);
-- ``loss.png``: train and val loss against tokens seen, redrawn at every evaluation;
+- ``loss.png``: train and val loss against tokens seen, redrawn at every evaluation (when
+  matplotlib is installed; without it the plot is skipped, with one notice);
 - ``samples.txt``: a sample from a fixed prompt and seed at every evaluation, to watch the
   text improve;
 - ``tensorboard/``: the same scalars for TensorBoard, when it is installed.
@@ -20,14 +20,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from minigpt.training.callbacks import Callback, RunView
 from minigpt.training.planner import peak_tflops
-
-if TYPE_CHECKING:
-    from minigpt.training.trainer import Trainer
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"
@@ -105,10 +103,10 @@ class MetricsLog:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
-    def on_log(self, trainer: Trainer, record: dict[str, Any]) -> None:
+    def on_log(self, run: RunView, record: dict[str, Any]) -> None:
         self.write({"kind": "train", **record})
 
-    def __call__(self, trainer: Trainer, record: dict[str, Any]) -> None:
+    def __call__(self, run: RunView, record: dict[str, Any]) -> None:
         self.write({"kind": "eval", **record})
 
 
@@ -118,13 +116,12 @@ class LossCurve:
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / PLOT_FILE
 
-    def __call__(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        try:  # the object API: no pyplot, no global backend switch, thread-safe
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-        except ImportError:
-            return
-        history = [r for r in trainer.history if "tokens" in r]
+    def __call__(self, run: RunView, record: dict[str, Any]) -> None:
+        # the object API: no pyplot, no global backend switch, thread-safe
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        history = [r for r in run.history if "tokens" in r]
         fig = Figure(figsize=(7, 4.2), dpi=100)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
@@ -133,7 +130,7 @@ class LossCurve:
         ax.plot(tokens, [r["val"] for r in history], marker=".", label="val")
         ax.set_xlabel("tokens seen")
         ax.set_ylabel("loss (nats per token)")
-        ax.set_title(f"{trainer.run_dir.name}: best val {trainer.best_val_loss:.4f}")
+        ax.set_title(f"{run.run_dir.name}: best val {run.best_val_loss:.4f}")
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
@@ -152,15 +149,15 @@ class SampleWriter:
         self.path = Path(run_dir) / SAMPLES_FILE
         self.prompt, self.tokens, self.seed = prompt, tokens, seed
 
-    def __call__(self, trainer: Trainer, record: dict[str, Any]) -> None:
+    def __call__(self, run: RunView, record: dict[str, Any]) -> None:
         from minigpt.inference.generate import generate_text
 
-        model = trainer.model
+        model = run.model
         was_training = model.training
         model.eval()
         try:
             text = generate_text(
-                model, trainer.tokenizer, self.prompt, self.tokens, 0.8, 200, self.seed
+                model, run.tokenizer, self.prompt, self.tokens, 0.8, 200, self.seed
             )
         finally:
             model.train(was_training)
@@ -177,18 +174,18 @@ class TensorBoardLog:
 
         self.writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR))
 
-    def on_log(self, trainer: Trainer, record: dict[str, Any]) -> None:
+    def on_log(self, run: RunView, record: dict[str, Any]) -> None:
         for key in ("loss", "lr", "tokens_per_second", "mfu"):
             if record.get(key) is not None:
                 self.writer.add_scalar(f"train/{key}", record[key], record["iter"])
 
-    def __call__(self, trainer: Trainer, record: dict[str, Any]) -> None:
+    def __call__(self, run: RunView, record: dict[str, Any]) -> None:
         for key in ("train", "val", "val_ppl", "val_bpb"):
             if record.get(key) is not None:
                 self.writer.add_scalar(f"eval/{key}", record[key], record["iter"])
         self.writer.flush()
 
-    def close(self, trainer: Trainer) -> None:
+    def close(self, run: RunView) -> None:
         self.writer.close()
 
 
@@ -200,12 +197,31 @@ def tensorboard_available() -> bool:
     return True
 
 
-def default_callbacks(trainer: Trainer) -> list[Any]:
-    """The watchers ``minigpt train`` attaches: metrics, plot, sample, TensorBoard."""
-    cfg = trainer.cfg
-    callbacks: list[Any] = [MetricsLog(trainer.run_dir), LossCurve(trainer.run_dir)]
-    if cfg.sample_tokens > 0:
-        callbacks.append(SampleWriter(trainer.run_dir, cfg.sample_prompt, cfg.sample_tokens))
+def plotting_available() -> bool:
+    """matplotlib is an optional dependency: without it there is no loss plot."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_callbacks(run: RunView, *, samples: bool = True) -> list[Callback]:
+    """The watchers ``minigpt train`` attaches: metrics, plot, sample, TensorBoard.
+
+    ``samples=False`` leaves out the sample writer (under FSDP, where generating text needs
+    every rank's shards of the model while only rank 0 watches).
+    """
+    cfg = run.cfg
+    callbacks: list[Callback] = [MetricsLog(run.run_dir)]
+    if plotting_available():
+        callbacks.append(LossCurve(run.run_dir))
+    else:
+        run.log(
+            f"note: matplotlib is not installed, so no {PLOT_FILE} is drawn (pip install matplotlib)"
+        )
+    if samples and cfg.sample_tokens > 0:
+        callbacks.append(SampleWriter(run.run_dir, cfg.sample_prompt, cfg.sample_tokens))
     if cfg.tensorboard and tensorboard_available():
-        callbacks.append(TensorBoardLog(trainer.run_dir))
+        callbacks.append(TensorBoardLog(run.run_dir))
     return callbacks

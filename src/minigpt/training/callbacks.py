@@ -1,0 +1,67 @@
+"""What a training callback is, and what it may read of the run.
+
+A callback is called as ``callback(run, record)`` after every evaluation, with the eval record
+(``iter``, ``tokens``, ``train``, ``val``, ``val_ppl``, ``val_bpb``, ``lr``). It may also
+define ``on_log(run, record)``, called at every log line with the log record, and
+``close(run)``, called when the run ends, however it ends. An exception raised by a callback
+stops training and propagates (that is how a sweep prunes a trial).
+
+``run`` is the ``Trainer``; callbacks are written against the ``RunView`` protocol, so that
+they (and the monitors of ``monitor.py``) need not import the trainer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from minigpt.config import RunConfig, TrainConfig
+from minigpt.data.tokenizer import Tokenizer
+from minigpt.model import GPT
+
+
+class RunView(Protocol):
+    """The parts of a training run a callback may read."""
+
+    config: RunConfig
+    cfg: TrainConfig
+    run_dir: Path
+    model: GPT
+    tokenizer: Tokenizer
+
+    @property
+    def step(self) -> int: ...
+
+    @property
+    def history(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def best_val_loss(self) -> float: ...
+
+    def log(self, message: str) -> None: ...
+
+
+class Callback(Protocol):
+    def __call__(self, run: RunView, record: dict[str, Any]) -> None: ...
+
+
+class CallbackList:
+    """Calls each callback's hooks in order: the built-in watchers first, then the caller's."""
+
+    def __init__(self, callbacks: Iterable[Callback] = ()) -> None:
+        self.callbacks = list(callbacks)
+
+    def on_eval(self, run: RunView, record: dict[str, Any]) -> None:
+        for callback in self.callbacks:
+            callback(run, record)
+
+    def on_log(self, run: RunView, record: dict[str, Any]) -> None:
+        for callback in self.callbacks:
+            if hasattr(callback, "on_log"):
+                callback.on_log(run, record)
+
+    def close(self, run: RunView) -> None:
+        for callback in self.callbacks:
+            if hasattr(callback, "close"):
+                callback.close(run)
