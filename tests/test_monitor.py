@@ -1,9 +1,12 @@
+import sys
+
 import pytest
 import torch
 
 from minigpt.config import ModelConfig
 from minigpt.model.sizing import flops_per_token
 from minigpt.training import monitor
+from minigpt.training.trainer import train
 
 
 def test_mfu_from_the_gpu_peak(monkeypatch):
@@ -44,3 +47,16 @@ def test_formatting():
     assert monitor.format_duration(3720) == "1h02m"
     assert monitor.format_bytes(512) == "512 B"
     assert monitor.format_bytes(3 * 1024**3) == "3.0 GiB"
+
+
+def test_without_matplotlib_the_plot_is_skipped_with_one_notice(tiny_config, monkeypatch, capsys):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # import matplotlib... -> ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert not monitor.plotting_available()
+    result = train(tiny_config(max_iters=6, eval_interval=2, sample_tokens=0))
+    out = capsys.readouterr().out
+    assert out.count("matplotlib is not installed") == 1 and len(result.history) == 3
+    assert not (result.run_dir / monitor.PLOT_FILE).exists()
+    metrics = (result.run_dir / monitor.METRICS_FILE).read_text().splitlines()
+    assert sum('"kind": "eval"' in line for line in metrics) == 3
