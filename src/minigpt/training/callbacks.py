@@ -46,22 +46,31 @@ class Callback(Protocol):
     def __call__(self, run: RunView, record: dict[str, Any]) -> None: ...
 
 
-class CallbackList:
-    """Calls each callback's hooks in order: the built-in watchers first, then the caller's."""
+class RunCallbacks:
+    """A run's callbacks: the built-in watchers first, then the caller's.
 
-    def __init__(self, callbacks: Iterable[Callback] = ()) -> None:
+    distributed: only rank 0 watches (``watchers`` stay empty elsewhere) and calls the caller's
+    callbacks at evaluations and log lines; every rank closes them.
+    """
+
+    def __init__(self, callbacks: Iterable[Callback], is_main: bool) -> None:
+        self.watchers: list[Callback] = []  # made when the run starts (see ``monitor.py``)
         self.callbacks = list(callbacks)
+        self.is_main = is_main
+
+    def _called(self) -> list[Callback]:
+        return [*self.watchers, *(self.callbacks if self.is_main else [])]
 
     def on_eval(self, run: RunView, record: dict[str, Any]) -> None:
-        for callback in self.callbacks:
+        for callback in self._called():
             callback(run, record)
 
     def on_log(self, run: RunView, record: dict[str, Any]) -> None:
-        for callback in self.callbacks:
+        for callback in self._called():
             if hasattr(callback, "on_log"):
                 callback.on_log(run, record)
 
     def close(self, run: RunView) -> None:
-        for callback in self.callbacks:
+        for callback in [*self.watchers, *self.callbacks]:
             if hasattr(callback, "close"):
                 callback.close(run)

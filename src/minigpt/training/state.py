@@ -32,6 +32,14 @@ class TrainState:
     # where the weights first came from (fine-tuning); kept across resumes for the record
     init_from: str | None = None
 
+    def record_eval(self, record: dict[str, Any]) -> bool:
+        """Add an evaluation to the history; True when its val loss is a new best."""
+        improved = record["val"] < self.best_val_loss
+        self.best_val_loss = min(self.best_val_loss, record["val"])
+        self.evals_since_best = 0 if improved else self.evals_since_best + 1
+        self.history.append(record)
+        return improved
+
     def to_checkpoint(self) -> dict[str, Any]:
         """The entries of ``state.json`` this object owns (the step is its ``iteration``)."""
         return {

@@ -8,20 +8,14 @@ One optimizer step, as in nanoGPT:
 with train/val loss estimates every ``eval_interval`` steps, a log line every ``log_interval``
 and a checkpoint every ``checkpoint_interval`` (and at every new best val loss).
 
-This module is the loop; its parts live next to it:
-
-- ``setup.py``: the run before its first step (dataset, model, optimizer, resume), settled
-  in a resolved copy of the config; ``state.py``: ``TrainState``, what a checkpoint records
-  of the run's progress, and ``TrainResult``;
-- precision: autocast to bf16/fp16 on the forward pass with fp32 master weights, and a
-  gradient scaler for fp16; ``compile.py``: ``torch.compile`` with a one-warning fallback;
-- data: batches read ahead on a background thread (``data/prefetch.py``), pinned on CUDA;
-- safety: ``resume=True`` continues from the newest good checkpoint bit for bit (the batches
-  are a pure function of the step, and every RNG is checkpointed); ``signals.py``: SIGINT and
-  SIGTERM finish the current step and write a checkpoint; ``guards.py``: a NaN/inf loss or a
-  spike stops the run before the bad update (or skips the step); optional early stopping;
-- watching: ``callbacks.py`` (the protocol), ``monitor.py`` (metrics.jsonl, loss plot,
-  samples, TensorBoard) and ``report.py`` (log lines, MFU, the closing summary).
+The loop is here; its parts are next to it: ``setup.py`` (the run before its first step, on a
+resolved copy of the config), ``state.py`` (``TrainState``, what a checkpoint records of the
+progress), ``batches.py`` (batches as a pure function of the step, read ahead), ``compile.py``
+(``torch.compile`` with an eager fallback), ``guards.py`` (a NaN/inf loss or a spike is caught
+before its update), ``signals.py`` (SIGINT/SIGTERM write a checkpoint, then stop),
+``callbacks.py`` and ``monitor.py`` (watching), ``report.py`` (log lines, MFU, the summary).
+Precision: autocast to bf16/fp16 with fp32 master weights, a gradient scaler for fp16.
+``resume=True`` continues from the newest good checkpoint bit for bit.
 """
 
 from __future__ import annotations
@@ -40,13 +34,12 @@ from minigpt._version import __version__
 from minigpt.checkpoint import checkpoint_dirs
 from minigpt.checkpoint import save_checkpoint as write_checkpoint
 from minigpt.config import RunConfig
-from minigpt.data.dataset import batch_rng
-from minigpt.data.prefetch import BatchPrefetcher
 from minigpt.errors import MiniGPTError
 from minigpt.evaluation.evaluate import bits_per_byte
 from minigpt.runtime import resolve_compile
 from minigpt.training import report
-from minigpt.training.callbacks import Callback, CallbackList
+from minigpt.training.batches import Batches
+from minigpt.training.callbacks import Callback, RunCallbacks
 from minigpt.training.compile import CompileFallback
 from minigpt.training.guards import LossGuard
 from minigpt.training.monitor import default_callbacks
@@ -85,9 +78,10 @@ class Trainer:
         self.run_dir, self.device, self.dtype = run.run_dir, run.device, run.dtype
         self.model, self.optimizer, self.scaler = run.model, run.optimizer, run.scaler
         self.state = run.state
+        block_size = self.config.model.block_size
+        self.batches = Batches(self.data, self.cfg, block_size, self.dist, self.device)
         self.progress, self.watch, self.fresh_start = progress, watch, force and not resume
-        self.callbacks = list(callbacks or [])
-        self.watchers: list[Callback] = []  # the built-in ones, made when the run starts
+        self.callbacks = RunCallbacks(callbacks or [], self.dist.is_main)
         self.loss_guard = LossGuard(self.cfg, self.state, self.run_dir, self.log)
         self.forward_model = CompileFallback(  # distributed: DDP around the model
             self.dist.wrap(self.model),
@@ -97,7 +91,6 @@ class Trainer:
         )
         self.speed = report.Speedometer(self.config, self.device, self.dtype, self.dist.world_size)
         self.signals = StopSignals()
-        self.prefetcher: BatchPrefetcher | None = None
         self.last_eval: dict[str, Any] | None = None
         # Kept as a tensor: turning it into a float every step would wait for the GPU.
         self.last_grad_norm: torch.Tensor | None = None
@@ -126,22 +119,9 @@ class Trainer:
             self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
         )
 
-    def _cpu_batch(self, split: str, step: int, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
-        # distributed: each rank reads its own micro-batches of the step
-        rng = batch_rng(
-            self.cfg.seed, split, step, self.dist.micro_index(micro, self.cfg.grad_accum)
-        )
-        return self.data.get_batch(split, self.cfg.batch_size, self.config.model.block_size, rng)
-
     def batch(self, split: str, step: int, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The micro-batch ``micro`` of step ``step``, on the device (read synchronously)."""
-        x, y = self._cpu_batch(split, step, micro)
-        return x.to(self.device), y.to(self.device)
-
-    def _train_batch(self, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.prefetcher is None:
-            return self.batch("train", self.step, micro)
-        return self.prefetcher.get(self.step, micro)
+        return self.batches.get(split, step, micro)
 
     def train_step(self) -> float:
         """One optimizer step over ``grad_accum`` micro-batches; returns the mean loss.
@@ -159,7 +139,7 @@ class Trainer:
             group["lr"] = lr * group.get("lr_scale", 1.0)  # muon: each group its own lr
         total = torch.zeros((), device=self.device)
         for micro in range(self.cfg.grad_accum):
-            x, y = self._train_batch(micro)
+            x, y = self.batches.train(self.step, micro)
             # distributed: all-reduce the gradients only after the last micro-step
             with self.dist.sync_gradients(micro == self.cfg.grad_accum - 1):
                 with self.autocast():
@@ -199,12 +179,9 @@ class Trainer:
             losses = torch.zeros(self.cfg.eval_iters)
             # distributed: the ranks share the batches out and add up their losses
             for i in self.dist.eval_indices(self.cfg.eval_iters):
-                rng = batch_rng(self.cfg.seed + 1, split, 0, i)
-                x, y = self.data.get_batch(
-                    split, self.cfg.batch_size, self.config.model.block_size, rng
-                )
+                x, y = self.batches.eval(split, i)
                 with torch.no_grad(), self.autocast():
-                    _, loss = self.forward_model(x.to(self.device), y.to(self.device))
+                    _, loss = self.forward_model(x, y)
                 if i < self.cfg.eval_iters:
                     losses[i] = loss.item()
             out[split] = self.dist.sum(losses).mean().item()
@@ -253,7 +230,6 @@ class Trainer:
         """Train to ``max_iters`` (or stop early at ``until``, with a checkpoint)."""
         cfg = self.cfg
         stop = min(cfg.max_iters, until) if until is not None else cfg.max_iters
-        self._open_run_dir()
         bar = self._start()
         train_loss = val_loss = float("nan")
         stop_reason = ""
@@ -294,17 +270,14 @@ class Trainer:
         self.log(report.summary(result, self.config, on_gpu=self.device.type == "cuda"))
         return result
 
-    def _open_run_dir(self) -> None:
-        """Rank 0 writes the run folder (config, tokenizer) and starts the watchers."""
-        if not self.dist.is_main:  # distributed: rank 0 writes the run folder and watches
-            return
-        clear = self.fresh_start and self.step == 0  # --force: the old run's files go
-        write_run_dir(self.config, self.tokenizer, self.run_dir, self.step, clear, self.log)
-        if self.watch:  # distributed: under FSDP rank 0 cannot sample alone
-            self.watchers = default_callbacks(self, samples=not self.dist.sharded)
-
     def _start(self) -> tqdm:
-        """Say what is about to train, start the clocks and the progress bar."""
+        """Write the run folder and start the watchers (rank 0), say what is about to train,
+        start the clock and the progress bar."""
+        if self.dist.is_main:  # distributed: rank 0 writes the run folder and watches
+            clear = self.fresh_start and self.step == 0  # --force: the old run's files go
+            write_run_dir(self.config, self.tokenizer, self.run_dir, self.step, clear, self.log)
+            if self.watch:  # distributed: under FSDP rank 0 cannot sample alone
+                self.callbacks.watchers = default_callbacks(self, samples=not self.dist.sharded)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         compiled = "compiled" if self.forward_model.compiled else "eager"
@@ -322,23 +295,12 @@ class Trainer:
     def _running(self, bar: tqdm) -> Iterator[None]:
         """Batches read ahead and signals caught while the loop runs; after it, however it
         ends, the bar, the reader thread, the signal handlers and the callbacks are closed."""
-        self.prefetcher = BatchPrefetcher(
-            lambda step, micro: self._cpu_batch("train", step, micro),
-            self.cfg.grad_accum,
-            self.device,
-        )
         try:
-            with self.signals:
+            with self.batches.reading_ahead(), self.signals:
                 yield
         finally:
             bar.close()
-            self.prefetcher.close()
-            self.prefetcher = None
-            CallbackList([*self.watchers, *self.callbacks]).close(self)
-
-    def _listeners(self) -> CallbackList:
-        # distributed: rank 0 calls the callbacks (the watchers exist only there)
-        return CallbackList([*self.watchers, *(self.callbacks if self.dist.is_main else [])])
+            self.callbacks.close(self)
 
     def _train_step_or_explain_oom(self) -> float:
         """``train_step``; running out of memory becomes one line with what to change."""
@@ -359,8 +321,8 @@ class Trainer:
         return self.dist.any(time.time() >= deadline)
 
     def _stop_if_signalled(self, bar: tqdm) -> None:
-        """After SIGINT/SIGTERM (under torchrun: on any rank, so that all stop at the same
-        step), write a checkpoint and raise ``TrainingInterrupted``."""
+        """After SIGINT/SIGTERM, save and raise ``TrainingInterrupted`` (distributed: all
+        ranks stop at the same step when any was signalled)."""
         signum = self.signals.received = self.dist.max(self.signals.received or 0) or None
         if signum is None:
             return
@@ -377,18 +339,13 @@ class Trainer:
         grad_norm = None if self.last_grad_norm is None else float(self.last_grad_norm)
         lr = lr_at(self.step - 1, self.cfg)
         record = self.speed.log_record(self.step, lr, grad_norm, stop)
-        self._listeners().on_log(self, record)
+        self.callbacks.on_log(self, record)
         self.log(report.log_line(record, self.cfg.max_iters, self.last_eval))
 
     def _evaluate_and_record(self) -> tuple[float, float]:
-        """Evaluate; record it (history, best, callbacks, log); save a new best.
-
-        Returns the (train, val) losses."""
+        """Evaluate, record, tell the callbacks, log; save a new best. The (train, val) losses."""
         losses = self.evaluate()
-        val, s = losses["val"], self.state
-        improved = val < s.best_val_loss
-        s.best_val_loss = min(s.best_val_loss, val)
-        s.evals_since_best = 0 if improved else s.evals_since_best + 1
+        val = losses["val"]
         record = {
             "iter": self.step,
             "tokens": self.step * self.tokens_per_step,
@@ -397,10 +354,10 @@ class Trainer:
             "val_bpb": self.val_bpb(val),
             "lr": lr_at(max(0, self.step - 1), self.cfg),
         }
-        s.history.append(record)
+        improved = self.state.record_eval(record)
         self.last_eval = record
-        self._listeners().on_eval(self, record)
-        self.log(report.eval_line(record, s.best_val_loss))
+        self.callbacks.on_eval(self, record)
+        self.log(report.eval_line(record, self.best_val_loss))
         if improved:
             self.save()  # every new best is kept (pruning never removes the best)
         return losses["train"], val
