@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from minigpt.errors import MiniGPTError
 from minigpt.data.prepare import META_FILE, DatasetMeta
 from minigpt.data.tokenizer import Tokenizer, load_tokenizer
+from minigpt.errors import MiniGPTError
 
 
 def batch_rng(seed: int, split: str, step: int, micro_step: int = 0) -> np.random.Generator:

@@ -42,7 +42,6 @@ import numpy as np
 from minigpt._version import __version__
 from minigpt.data.clean import CleanConfig
 from minigpt.data.encode import Batch, Pool, batches, default_workers
-from minigpt.errors import MiniGPTError
 from minigpt.data.hf_tokenizer import HF_PREFIX, load_hf_tokenizer
 from minigpt.data.shards import SHARD_TOKENS, ShardWriter
 from minigpt.data.sources import SourceOptions, find_inputs, read_pieces
@@ -55,6 +54,7 @@ from minigpt.data.tokenizer import (
     check_vocab_size,
     load_tokenizer,
 )
+from minigpt.errors import MiniGPTError
 
 META_FILE = "meta.json"
 SPLITS = ("train", "val")
