@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minigpt.config import _field
+from minigpt.config.fields import described
 from minigpt.errors import MiniGPTError
 
 
@@ -17,17 +17,17 @@ from minigpt.errors import MiniGPTError
 class SampleConfig:
     """How to sample. Each field is a ``minigpt sample`` flag and a ``minigpt chat`` command."""
 
-    max_new_tokens: int = _field(500, "tokens to generate per sample")
-    temperature: float = _field(0.8, "0 is greedy; 1 samples the model's own distribution")
-    top_k: int = _field(200, "sample only from the k likeliest tokens (0: no limit)")
-    top_p: float = _field(1.0, "nucleus: the likeliest tokens holding this probability (1: off)")
-    min_p: float = _field(0.0, "drop tokens less likely than min_p x the top token (0: off)")
-    repetition_penalty: float = _field(1.0, "> 1 makes tokens already in the text less likely")
-    stop: tuple[str, ...] = _field((), "end a sample where one of these strings appears")
-    seed: int | None = _field(1337, "random seed (none: different samples every run)")
-    num_samples: int = _field(1, "samples generated together, as one batch")
-    use_cache: bool = _field(True, "KV cache: run the prompt once, then one token per step")
-    context_shift: int = _field(
+    max_new_tokens: int = described(500, "tokens to generate per sample")
+    temperature: float = described(0.8, "0 is greedy; 1 samples the model's own distribution")
+    top_k: int = described(200, "sample only from the k likeliest tokens (0: no limit)")
+    top_p: float = described(1.0, "nucleus: the likeliest tokens holding this probability (1: off)")
+    min_p: float = described(0.0, "drop tokens less likely than min_p x the top token (0: off)")
+    repetition_penalty: float = described(1.0, "> 1 makes tokens already in the text less likely")
+    stop: tuple[str, ...] = described((), "end a sample where one of these strings appears")
+    seed: int | None = described(1337, "random seed (none: different samples every run)")
+    num_samples: int = described(1, "samples generated together, as one batch")
+    use_cache: bool = described(True, "KV cache: run the prompt once, then one token per step")
+    context_shift: int = described(
         1, "past block_size, re-run the context every this many tokens (1: exact, slowest)"
     )
 
