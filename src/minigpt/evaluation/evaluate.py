@@ -20,14 +20,13 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from minigpt.checkpoint import find_checkpoint, load_model_state
-from minigpt.config import config_from_dict
 from minigpt.data.dataset import Dataset
 from minigpt.data.prepare import META_FILE
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
-from minigpt.interop.hf_import import is_hf_ref, load_hf_model
+from minigpt.interop.loader import open_model
 from minigpt.model import GPT
+from minigpt.runtime import resolve_device, resolve_dtype
 
 
 @dataclass
@@ -162,19 +161,11 @@ def evaluate_checkpoint(
     best: bool = False,
 ) -> EvalResult:
     """Evaluate a run, checkpoint or Hugging Face folder on a text file or a dataset's split."""
-    from minigpt.runtime import resolve_device, resolve_dtype
-
     if batch_size <= 0:
         raise MiniGPTError(f"batch size must be positive, got {batch_size}")
-    if is_hf_ref(checkpoint):
-        model, tokenizer = load_hf_model(checkpoint)
-    else:
-        ckpt = find_checkpoint(checkpoint, best=best)
-        model = GPT(config_from_dict(ckpt.state["config"]).model)
-        load_model_state(model, ckpt.model_tensors())
-        tokenizer = ckpt.tokenizer()
+    loaded = open_model(checkpoint, device, best=best)
+    model, tokenizer = loaded.model, loaded.tokenizer
     torch_device = resolve_device(device)
-    model.to(torch_device)
     path = Path(data)
     if path.is_dir() and (path / META_FILE).is_file():
         shards, nbytes = _dataset_tokens(path, split, tokenizer)

@@ -30,8 +30,8 @@ import torch
 from safetensors.torch import save_file
 
 from minigpt._version import __version__
-from minigpt.checkpoint import Checkpoint, find_checkpoint, load_model_state
-from minigpt.config import RunConfig, TrainConfig, config_from_dict
+from minigpt.checkpoint import Checkpoint, model_state
+from minigpt.config import RunConfig, TrainConfig
 from minigpt.config.sampling import SampleConfig
 from minigpt.data.hf_tokenizer import (
     HF_CONFIG_FILE,
@@ -49,6 +49,7 @@ from minigpt.interop.hf_import import (
     load_hf,
     to_hf_tensors,
 )
+from minigpt.interop.loader import open_model
 from minigpt.model import GPT
 
 FORMATS = ("hf",)
@@ -84,11 +85,12 @@ def export_hf(
     if dtype not in DTYPES:
         raise MiniGPTError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     out = Path(out)
-    ckpt = find_checkpoint(source, best=best)
-    config = config_from_dict(ckpt.state["config"])
+    loaded = open_model(source, "cpu", best=best, hf=False)
+    ckpt, config, tokenizer = loaded.checkpoint, loaded.config, loaded.tokenizer
+    assert ckpt is not None and config is not None  # hf=False: always a minigpt checkpoint
+    weights = model_state(loaded.model)
     architecture = hf_architecture(config.model)
-    tokenizer = ckpt.tokenizer()
-    tensors = to_hf_tensors(ckpt.model_tensors(), config.model)
+    tensors = to_hf_tensors(weights, config.model)
     tensors = {k: v.to(DTYPES[dtype]).contiguous() for k, v in tensors.items()}
     eot = tokenizer.eot_id
     files = {
@@ -123,7 +125,7 @@ def export_hf(
         out, ckpt.path, ckpt.iteration, sorted([HF_WEIGHTS_FILE, MODEL_CARD, *files]), notes
     )
     if check and transformers_available():
-        exact = ckpt.model_tensors() if dtype == "float32" else None
+        exact = weights if dtype == "float32" else None
         result.max_logit_diff = check_hf_folder(out, tokenizer, exact)
     return result
 
@@ -225,11 +227,9 @@ def _check_hf_folder(
         differ = [k for k, v in exact.items() if not torch.equal(hf.tensors.get(k), v)]
         if differ:
             raise MiniGPTError(f"exported weights do not import back exactly ({differ[0]})")
-    ours = GPT(hf.config)
-    load_model_state(ours, hf.tensors)
+    ours = hf.build()
     theirs = transformers.AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
     theirs = theirs.to(torch.float32).eval()
-    ours.eval()
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, hf.config.vocab_size, (2, min(hf.config.block_size, 64)), generator=gen)
     with torch.no_grad():

@@ -284,6 +284,12 @@ class HFModel:
     tensors: dict[str, torch.Tensor]
     tokenizer: Tokenizer
 
+    def build(self) -> GPT:
+        """minigpt's GPT with these weights (float32, CPU, eval mode)."""
+        model = GPT(self.config)
+        load_model_state(model, self.tensors)
+        return model.eval()
+
 
 def load_hf(ref: str | Path, block_size: int | None = None) -> HFModel:
     """Read ``hf:DIR`` (or DIR); ``block_size`` below n_positions keeps the first positions."""
@@ -298,9 +304,7 @@ def load_hf(ref: str | Path, block_size: int | None = None) -> HFModel:
 def load_hf_model(ref: str | Path) -> tuple[GPT, Tokenizer]:
     """minigpt's GPT (float32, CPU, eval mode) and tokenizer for a Hugging Face folder."""
     hf = load_hf(ref)
-    model = GPT(hf.config)
-    load_model_state(model, hf.tensors)
-    return model.eval(), hf.tokenizer
+    return hf.build(), hf.tokenizer
 
 
 def adopt_hf_model(
