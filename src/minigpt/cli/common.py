@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Any, NoReturn
 
 from minigpt.config import PRESETS, RunConfig, all_fields, load_config, suggest
+from minigpt.config.fields import base_type
 
 
 class Parser(argparse.ArgumentParser):
@@ -54,6 +56,20 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             metavar=type(defaults[section][name]).__name__.upper(),
             help=f"{field.metadata['help']} (default: {defaults[section][name]!r})",
         )
+
+
+def field_argument(
+    group: argparse._ActionsContainer, field: dataclasses.Field, tp: Any, *short: str
+) -> None:
+    """``--name VALUE`` for a dataclass field set straight from the command line (not layered
+    like the run config's): its type, default and help are the field's."""
+    group.add_argument(
+        *short,
+        _flag(field.name),
+        type=base_type(tp),
+        default=field.default,
+        help=f"{field.metadata['help']} (%(default)s)",
+    )
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:

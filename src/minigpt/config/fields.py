@@ -27,7 +27,7 @@ def suggest(name: str, choices: typing.Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _base_type(tp: Any) -> Any:
+def base_type(tp: Any) -> Any:
     """int for int, int for `int | None`."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -37,7 +37,7 @@ def _base_type(tp: Any) -> Any:
 
 def coerce(name: str, value: Any, tp: Any) -> Any:
     """Convert ``value`` (from TOML or a CLI string) to the field's type, or fail in one line."""
-    base = _base_type(tp)
+    base = base_type(tp)
     if value is None or (isinstance(value, str) and value.lower() == "none" and base is not str):
         if base is not tp:  # optional field
             return None
