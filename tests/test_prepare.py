@@ -53,7 +53,7 @@ def test_batches_are_windows_of_the_data(dataset):
 
 
 def test_uint32_for_large_vocabularies():
-    from minigpt.data.prepare import token_dtype
+    from minigpt.data.meta import token_dtype
 
     assert token_dtype(65536) == np.dtype("<u2")
     assert token_dtype(65537) == np.dtype("<u4")
@@ -101,12 +101,12 @@ def test_existing_output_is_refused_without_force(tmp_path, text_file, dataset):
 
 
 def test_interrupted_prepare_leaves_no_dataset(tmp_path, text_file, monkeypatch):
-    import minigpt.data.prepare as prep
+    from minigpt.data.meta import DatasetMeta
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(prep.DatasetMeta, "to_json", boom)
+    monkeypatch.setattr(DatasetMeta, "to_json", boom)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset([text_file], tmp_path / "ds", quiet=True)
     assert not (tmp_path / "ds").exists()
@@ -345,14 +345,14 @@ def test_binary_files_are_skipped_with_a_warning(tmp_path, text_file, capsys):
 
 
 def test_interrupted_bpe_prepare_leaves_no_dataset(tmp_path, docs, monkeypatch):
-    import minigpt.data.prepare as prep
+    from minigpt.data.writer import SplitWriter
 
     folder = write_docs(tmp_path / "docs", docs[:20])
 
     def boom(self, batch):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(prep._Writer, "add", boom)
+    monkeypatch.setattr(SplitWriter, "add", boom)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset([folder], tmp_path / "ds", tokenizer="bpe", vocab_size=300, quiet=True)
     assert not (tmp_path / "ds").exists() and not list(tmp_path.glob(".ds*"))
@@ -374,7 +374,7 @@ def test_long_documents_in_pieces_encode_like_whole_ones(tmp_path, monkeypatch):
 
 
 def test_train_tokenizer_to_a_file_or_folder(tmp_path, text_file):
-    from minigpt.data.prepare import train_tokenizer
+    from minigpt.data.tokenizer_training import train_tokenizer
 
     (tmp_path / "tokenizer.json").write_text("not mine")
     path = train_tokenizer([text_file], tmp_path / "mine.json", vocab_size=300, quiet=True)

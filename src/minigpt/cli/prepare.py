@@ -6,9 +6,10 @@ import argparse
 import re
 
 from minigpt.data.clean import CleanConfig
-from minigpt.data.prepare import TOKENIZER_SAMPLE_BYTES, prepare_dataset
+from minigpt.data.prepare import prepare_dataset
 from minigpt.data.shards import SHARD_TOKENS
 from minigpt.data.sources import SourceOptions
+from minigpt.data.tokenizer_training import TOKENIZER_SAMPLE_BYTES
 from minigpt.errors import MiniGPTError
 
 UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}

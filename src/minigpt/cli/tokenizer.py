@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from minigpt.cli.prepare import add_reading_arguments, clean_config, parse_size, source_options
-from minigpt.data.prepare import TOKENIZER_SAMPLE_BYTES, train_tokenizer
 from minigpt.data.tokenizer import describe_tokenizer, inspect_text, load_tokenizer
+from minigpt.data.tokenizer_training import TOKENIZER_SAMPLE_BYTES, train_tokenizer
 from minigpt.errors import MiniGPTError
 
 

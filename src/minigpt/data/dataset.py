@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from minigpt.data.prepare import META_FILE, DatasetMeta
+from minigpt.data.meta import META_FILE, DatasetMeta
 from minigpt.data.tokenizer import Tokenizer, load_tokenizer
 from minigpt.errors import MiniGPTError
 

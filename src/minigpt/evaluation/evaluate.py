@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from minigpt.data.dataset import Dataset
-from minigpt.data.prepare import META_FILE
+from minigpt.data.meta import META_FILE
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
 from minigpt.interop.loader import open_model

@@ -40,7 +40,7 @@ from minigpt.data.hf_tokenizer import (
     tokenizer_config,
     tokenizer_json,
 )
-from minigpt.data.prepare import check_output_folder
+from minigpt.data.meta import check_output_folder
 from minigpt.data.tokenizer import TOKENIZER_FILE, CharTokenizer, Tokenizer
 from minigpt.errors import MiniGPTError
 from minigpt.interop.hf_import import (

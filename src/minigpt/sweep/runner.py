@@ -36,7 +36,7 @@ from optuna.trial import TrialState
 
 from minigpt.config import PRESETS, RunConfig, apply_overrides, load_config, validate
 from minigpt.data.dataset import Dataset
-from minigpt.data.prepare import SplitInfo
+from minigpt.data.meta import SplitInfo
 from minigpt.errors import MiniGPTError
 from minigpt.evaluation.evaluate import bits_per_byte, perplexity
 from minigpt.sweep.report import SweepReport, write_report
