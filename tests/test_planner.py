@@ -3,10 +3,10 @@ import sys
 import pytest
 import torch
 
+from minigpt import runtime
 from minigpt.config import ModelConfig, load_config
 from minigpt.errors import MiniGPTError
 from minigpt.model.sizing import flops_per_token, param_breakdown
-from minigpt.training import planner
 from minigpt.training.memprobe import measure_peaks
 from minigpt.training.planner import (
     GPUS,
@@ -103,14 +103,14 @@ def test_batch_size_auto_fits_the_device(tiny_config, monkeypatch, tmp_path):
     assert (trainer.cfg.batch_size, trainer.cfg.grad_accum) == (8, 1)
 
     tight = estimate_memory(trainer.config.model, 2, device_type="cpu").total
-    monkeypatch.setattr(planner, "_available_ram", lambda: tight)
+    monkeypatch.setattr(runtime, "available_ram", lambda: tight)
     config = tiny_config(
         batch_size="auto", effective_batch=8, max_iters=2, out_dir=str(tmp_path / "tight")
     )
     result = train(config)
     saved = (result.run_dir / "config.toml").read_text()
     assert "batch_size = 2\n" in saved and "grad_accum = 4\n" in saved
-    monkeypatch.setattr(planner, "_available_ram", lambda: 1000)
+    monkeypatch.setattr(runtime, "available_ram", lambda: 1000)
     config = tiny_config(batch_size="auto", out_dir=str(tmp_path / "none"))
     with pytest.raises(MiniGPTError, match="does not fit on CPU RAM even at micro-batch 1"):
         Trainer(config)

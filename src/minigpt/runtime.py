@@ -1,14 +1,22 @@
-"""Where and how tensors run: the device, the compute dtype and whether to compile.
+"""Where and how tensors run: the device, the compute dtype, whether to compile, and what the
+device offers (its memory, its peak FLOPs) and how it reports running out of memory.
 
 A leaf of the package (it imports nothing from minigpt but the errors), so every stage that
-places a model (training, generation, evaluation, serving) resolves these the same way.
+places a model (training, generation, evaluation, serving) resolves these the same way, and
+the planner's estimates and the trainer's MFU read one table of GPU peaks.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+
 import torch
 
 from minigpt.errors import MiniGPTError
+
+GiB = 1024**3
+CUDA_CONTEXT = int(0.5 * GiB)  # driver, cuBLAS and kernels: outside max_memory_allocated
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -45,3 +53,80 @@ def resolve_compile(name: str, device: torch.device) -> bool:
     if name == "auto":
         return device.type == "cuda"
     return name == "true"
+
+
+@dataclass(frozen=True)
+class GPU:
+    """A device to plan for: usable memory and dense peak TFLOPS (0: unknown)."""
+
+    name: str
+    memory: int  # bytes the driver lets a process use
+    mixed_tflops: float  # bf16 (fp16 where bf16 is missing) tensor cores, fp32 accumulate
+    fp32_tflops: float  # fp32 matmuls as the trainer runs them (TF32 where the GPU has it)
+    bf16: bool = True
+    context: int = CUDA_CONTEXT  # memory the process needs outside the tensors
+
+
+# Dense (no sparsity) peak TFLOPS from the vendors' data sheets, for what the trainer runs:
+# (bf16 -- fp16 where bf16 is missing -- tensor cores with fp32 accumulation, fp32 matmuls,
+# which train.py runs as TF32 on GPUs that have it). The one table for the planner's estimates
+# and the trainer's MFU. Keys match torch.cuda.get_device_name() as substrings, first match
+# wins: "H100 PCIe" precedes "H100", "A100" precedes "A10G" and "A10", "L40S" precedes "L4".
+PEAK_TFLOPS: dict[str, tuple[float, float]] = {
+    "H200": (989.0, 494.0),
+    "H100 PCIe": (756.0, 378.0),
+    "H100": (989.0, 494.0),
+    "A100": (312.0, 156.0),
+    "A10G": (70.0, 35.0),
+    "A10": (125.0, 62.5),
+    "L40S": (362.0, 183.0),
+    "L4": (121.0, 60.0),
+    "RTX 4090": (165.2, 82.6),
+    "RTX 3090": (71.0, 35.6),
+    "V100": (125.0, 15.7),
+    "T4": (65.0, 8.1),
+}
+
+
+def peak_tflops(device_name: str) -> tuple[float, float]:
+    """(mixed, fp32) peak TFLOPS of a GPU by name; (0, 0) for one not in the table."""
+    for key, peaks in PEAK_TFLOPS.items():
+        if key in device_name:
+            return peaks
+    return 0.0, 0.0
+
+
+def device_gpu(device: torch.device) -> GPU:
+    """The live device as a GPU record: memory it can still use (context already counted)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        usable = free + torch.cuda.memory_reserved(device)
+        name = torch.cuda.get_device_name(device)
+        bf16 = torch.cuda.is_bf16_supported()
+        return GPU(name, usable, *peak_tflops(name), bf16, context=0)
+    if device.type == "mps":
+        return GPU("Apple MPS", int(torch.mps.recommended_max_memory()), 0.0, 0.0, context=0)
+    return GPU("CPU RAM", available_ram(), 0.0, 0.0, context=0)
+
+
+def available_ram() -> int:
+    """Free RAM in bytes, for sizing batches on CPU."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not Linux: assume 8 GiB
+        return 8 * GiB
+
+
+def gib(n: int) -> str:
+    """Bytes as GiB with two decimals, as the planner's messages show them."""
+    return f"{n / GiB:.2f}"
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA/MPS raise OutOfMemoryError; the CPU allocator raises a RuntimeError."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text.lower()
+    )

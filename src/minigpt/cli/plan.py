@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from minigpt.cli.common import add_config_arguments, config_from_args
+from minigpt.training.plan_report import format_plan
 from minigpt.training.planner import (
     DEFAULT_MFU,
     GPUS,
     estimate_memory,
-    format_plan,
     parse_gpu,
     plan,
 )
@@ -41,8 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from minigpt.runtime import resolve_device
-    from minigpt.training.planner import device_gpu
+    from minigpt.runtime import device_gpu, resolve_device
 
     config = config_from_args(args)
     device = resolve_device(config.train.device)

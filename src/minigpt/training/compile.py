@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from minigpt.errors import MiniGPTError
-from minigpt.training.planner import is_out_of_memory
+from minigpt.runtime import is_out_of_memory
 
 
 class CompileFallback:

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
+from minigpt.runtime import peak_tflops
 from minigpt.training.callbacks import Callback, RunView
-from minigpt.training.planner import peak_tflops
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"

@@ -1,6 +1,6 @@
 """Will a training run fit in a GPU's memory, and how long will it take?
 
-The estimate follows what ``train.Trainer`` actually keeps alive in one optimizer step:
+The estimate follows what the trainer actually keeps alive in one optimizer step:
 
 * static: fp32 weights (4 bytes/param), fp32 gradients (4) and AdamW's two moments (8);
 * activations: the tensors autograd saves for backward, per block (residual stream inputs of
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,52 +32,10 @@ import torch
 from minigpt.config import ModelConfig, RunConfig, TrainConfig
 from minigpt.errors import MiniGPTError
 from minigpt.model.sizing import Breakdown, flops_per_token, param_breakdown, sized_model_config
+from minigpt.runtime import CUDA_CONTEXT, GPU, GiB, device_gpu, gib, peak_tflops
 
-GiB = 1024**3
 DEFAULT_MFU = 0.4
-CUDA_CONTEXT = int(0.5 * GiB)  # driver, cuBLAS and kernels: outside max_memory_allocated
 ALLOCATOR_SLACK = 0.10  # the caching allocator reserves more than it hands out
-
-
-@dataclass(frozen=True)
-class GPU:
-    """A device to plan for: usable memory and dense peak TFLOPS (0: unknown)."""
-
-    name: str
-    memory: int  # bytes the driver lets a process use
-    mixed_tflops: float  # bf16 (fp16 where bf16 is missing) tensor cores, fp32 accumulate
-    fp32_tflops: float  # fp32 matmuls as the trainer runs them (TF32 where the GPU has it)
-    bf16: bool = True
-    context: int = CUDA_CONTEXT  # memory the process needs outside the tensors
-
-
-# Dense (no sparsity) peak TFLOPS from the vendors' data sheets, for what the trainer runs:
-# (bf16 -- fp16 where bf16 is missing -- tensor cores with fp32 accumulation, fp32 matmuls,
-# which train.py runs as TF32 on GPUs that have it). The one table for the planner's estimates
-# and the trainer's MFU. Keys match torch.cuda.get_device_name() as substrings, first match
-# wins: "H100 PCIe" precedes "H100", "A100" precedes "A10G" and "A10", "L40S" precedes "L4".
-PEAK_TFLOPS: dict[str, tuple[float, float]] = {
-    "H200": (989.0, 494.0),
-    "H100 PCIe": (756.0, 378.0),
-    "H100": (989.0, 494.0),
-    "A100": (312.0, 156.0),
-    "A10G": (70.0, 35.0),
-    "A10": (125.0, 62.5),
-    "L40S": (362.0, 183.0),
-    "L4": (121.0, 60.0),
-    "RTX 4090": (165.2, 82.6),
-    "RTX 3090": (71.0, 35.6),
-    "V100": (125.0, 15.7),
-    "T4": (65.0, 8.1),
-}
-
-
-def peak_tflops(device_name: str) -> tuple[float, float]:
-    """(mixed, fp32) peak TFLOPS of a GPU by name; (0, 0) for one not in the table."""
-    for key, peaks in PEAK_TFLOPS.items():
-        if key in device_name:
-            return peaks
-    return 0.0, 0.0
 
 
 def _gpu(name: str, mib: int, bf16: bool = True) -> GPU:
@@ -345,113 +302,7 @@ def effective_batch(config: RunConfig) -> int:
     return t.batch_size * t.grad_accum
 
 
-def _gib(n: int) -> str:
-    return f"{n / GiB:.2f}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
-
-
-def format_plan(p: Plan) -> str:
-    """The report of ``minigpt plan``."""
-    m, fp32, mixed = p.model, p.choices[0], p.choices[1]
-    half = "bf16" if p.gpu.bf16 else "fp16"
-    n = param_breakdown(m).total
-    if p.auto:
-        batch = f"batch size auto for {p.micro * p.accum} sequences"
-    else:
-        batch = f"micro-batch {p.micro} x grad_accum {p.accum} = {p.micro * p.accum} sequences"
-    lines = [
-        f"model: {n / 1e6:.2f}M parameters ({m.n_layer} layers, n_embd {m.n_embd}, vocab "
-        f"{m.vocab_size:,}, block {m.block_size:,}); {batch} per step",
-        f"device: {p.gpu.name}, {_gib(p.gpu.memory)} GiB usable",
-        "",
-    ]
-    small = max(c.memory_math.total for c in p.choices) < GiB
-    unit, scale = ("MiB", 1024**2) if small else ("GiB", GiB)
-    lines.append(f"{'memory in ' + unit:<44}{'fp32':>10}{'mixed ' + half:>13}")
-
-    def size(n: int) -> str:
-        return f"{n / scale:,.1f}" if small else f"{n / scale:.2f}"
-
-    def row(name: str, f, fmt=size) -> None:
-        lines.append(f"{name:<44}{fmt(f(fp32)):>10}{fmt(f(mixed)):>13}")
-
-    row("weights (fp32 master copy)", lambda c: c.memory.weights)
-    row("gradients (fp32)", lambda c: c.memory.grads)
-    states = "Muon + AdamW states (fp32)" if p.optimizer == "muon" else "AdamW states (2 x fp32)"
-    row(states, lambda c: c.memory.optimizer)
-    row("activations per block, SDPA flash", lambda c: c.memory.per_layer)
-    row("activations per block, without flash", lambda c: c.memory_math.per_layer)
-    row(f"activations, {m.n_layer} blocks + head, SDPA flash", lambda c: c.memory.activations)
-    row("autocast weight copies", lambda c: c.memory.weight_copies)
-    row("logits/loss tensors at backward start", lambda c: c.memory.backward_start)
-    row("peak allocated, SDPA flash", lambda c: c.memory.peak)
-    row("peak allocated, without flash", lambda c: c.memory_math.peak)
-    context = "CUDA context + allocator slack" if p.gpu.context else "allocator slack"
-    row(f"overhead ({context})", lambda c: c.memory.overhead)
-    row("total, SDPA flash", lambda c: c.memory.total)
-    row("total, without flash", lambda c: c.memory_math.total)
-    row("fits (SDPA flash)", lambda c: c.fits, lambda v: "yes" if v else "NO")
-    row(
-        "fits without flash",
-        lambda c: c.memory_math.total <= p.gpu.memory,
-        lambda v: "yes" if v else "NO",
-    )
-    row("largest micro-batch that fits", lambda c: c.max_micro, str)
-    lines.append("activation checkpointing: not offered (the trainer does not support it)")
-    lines.append("")
-    for c in (fp32, mixed):
-        name = "fp32" if c is fp32 else f"mixed {half}"
-        if not c.max_micro:
-            lines.append(f"{name}: does not fit even at micro-batch 1; use a smaller model")
-            continue
-        lines.append(
-            f"{name}: --batch-size {c.micro} --grad-accum {c.accum} "
-            f"({c.micro * c.accum} sequences per step)"
-        )
-    lines.append("")
-    lines.append(
-        f"FLOPs per token (6N + 12 L T d): {p.flops_per_token:,} "
-        f"= {p.flops_per_token / 1e9:.3f} GFLOP"
-    )
-    for c in (fp32, mixed):
-        tflops = p.gpu.mixed_tflops if c is mixed else p.gpu.fp32_tflops
-        name = "fp32" if c is fp32 else f"mixed {half}"
-        if not c.tokens_per_s:
-            lines.append(f"{name}: peak FLOPs unknown for this device; pass --tflops")
-            continue
-        lines.append(
-            f"{name}: {tflops:g} TFLOPS peak x {p.mfu:.0%} MFU -> {c.tokens_per_s:,.0f} tokens/s,"
-            f" {p.max_iters:,} steps in {_duration(c.seconds)}"
-        )
-    return "\n".join(lines)
-
-
 # -- the trainer's side: the live device ----------------------------------------------------
-
-
-def device_gpu(device: torch.device) -> GPU:
-    """The live device as a GPU record: memory it can still use (context already counted)."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        usable = free + torch.cuda.memory_reserved(device)
-        name = torch.cuda.get_device_name(device)
-        bf16 = torch.cuda.is_bf16_supported()
-        return GPU(name, usable, *peak_tflops(name), bf16, context=0)
-    if device.type == "mps":
-        return GPU("Apple MPS", int(torch.mps.recommended_max_memory()), 0.0, 0.0, context=0)
-    return GPU("CPU RAM", _available_ram(), 0.0, 0.0, context=0)
-
-
-def _available_ram() -> int:
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not Linux: assume 8 GiB
-        return 8 * GiB
 
 
 def auto_batch(config: RunConfig, device: torch.device, dtype: torch.dtype) -> tuple[int, int]:
@@ -467,7 +318,7 @@ def auto_batch(config: RunConfig, device: torch.device, dtype: torch.dtype) -> t
         )
         raise MiniGPTError(
             f"the model does not fit on {gpu.name} even at micro-batch 1 (needs about "
-            f"{_gib(mem.total)} GiB of {_gib(gpu.memory)}); use a smaller model or block_size"
+            f"{gib(mem.total)} GiB of {gib(gpu.memory)}); use a smaller model or block_size"
         )
     return split_batch(effective_batch(config), max_micro)
 
@@ -485,7 +336,7 @@ def out_of_memory_message(
     where = f"{device_gpu(device).name} ({device})"
     head = (
         f"out of memory at iteration {step} on {where} with micro-batch {t.batch_size} x "
-        f"{model.block_size} tokens (the planner estimates {_gib(need.total)} GiB)"
+        f"{model.block_size} tokens (the planner estimates {gib(need.total)} GiB)"
     )
     try:
         micro, accum = auto_batch(config, device, dtype)
@@ -496,14 +347,4 @@ def out_of_memory_message(
     return (
         f"{head}; try --batch-size {micro} --grad-accum {accum} (or --batch-size auto), "
         "then --resume from the last checkpoint"
-    )
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """CUDA/MPS raise OutOfMemoryError; the CPU allocator raises a RuntimeError."""
-    if isinstance(error, torch.OutOfMemoryError):
-        return True
-    text = str(error)
-    return isinstance(error, RuntimeError) and (
-        "can't allocate memory" in text or "out of memory" in text.lower()
     )

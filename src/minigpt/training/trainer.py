@@ -36,7 +36,7 @@ from minigpt.checkpoint import save_checkpoint as write_checkpoint
 from minigpt.config import RunConfig
 from minigpt.errors import MiniGPTError
 from minigpt.evaluation.evaluate import bits_per_byte
-from minigpt.runtime import resolve_compile
+from minigpt.runtime import is_out_of_memory, resolve_compile
 from minigpt.training import report
 from minigpt.training.batches import Batches
 from minigpt.training.callbacks import Callback, RunCallbacks
@@ -44,7 +44,7 @@ from minigpt.training.compile import CompileFallback
 from minigpt.training.guards import LossGuard
 from minigpt.training.monitor import default_callbacks
 from minigpt.training.optim import lr_at
-from minigpt.training.planner import is_out_of_memory, out_of_memory_message
+from minigpt.training.planner import out_of_memory_message
 from minigpt.training.setup import CONFIG_FILE, set_up, write_run_dir
 from minigpt.training.signals import StopSignals, TrainingInterrupted
 from minigpt.training.state import TrainResult
