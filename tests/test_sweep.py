@@ -300,3 +300,16 @@ def test_auto_batch_size_is_recorded_as_resolved(tiny_config, space_file, tmp_pa
     (row,) = report.rows
     assert row.status == "complete"
     assert row.eff_batch == 8  # the planner's micro-batch x accumulation, not auto's 0
+
+
+def test_without_matplotlib_the_plot_is_skipped_with_one_notice(
+    base, space_file, tmp_path, monkeypatch
+):
+    import minigpt.sweep.report as report_module
+
+    monkeypatch.setattr(report_module, "plotting_available", lambda: False)
+    space = space_file("[params]\nlr = [1e-3]\n")
+    report = run_sweep(space, base, budget=5, sampler="grid", out_dir=tmp_path / "s", quiet=True)
+    assert report.rows[0].status == "complete" and (tmp_path / "s" / "results.md").is_file()
+    assert not (tmp_path / "s" / "val_loss.png").exists() and "plot" not in report.files
+    assert report.where().count("matplotlib is not installed") == 1

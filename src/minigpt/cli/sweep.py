@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         from minigpt.sweep.runner import resolve_base, run_sweep
     except ImportError as e:
         raise MiniGPTError(
-            f"minigpt sweep needs optuna and matplotlib ({e}); pip install 'minigpt[sweep]'"
+            f"minigpt sweep needs optuna ({e}); pip install 'minigpt[sweep]'"
         ) from None
     if args.base and (args.preset or args.config):
         raise MiniGPTError("give the base config once: --base, or --preset/--config")

@@ -5,13 +5,15 @@ Written into the sweep folder after every trial (tables) and at the end (everyth
 - ``results.md`` / ``results.csv``: one row per finished trial, best first: complete trials by
   val loss, then pruned ones by the val loss they had reached, then failed ones with the reason;
 - ``best.toml``: the best trial's config, ready for ``minigpt train --config best.toml``;
-- ``val_loss.png``: val loss against each swept parameter (complete and pruned trials).
+- ``val_loss.png``: val loss against each swept parameter (complete and pruned trials), when
+  matplotlib is installed (the ``plot`` extra); without it the report says the plot was skipped.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import importlib.util
 import io
 import math
 from dataclasses import dataclass, field
@@ -81,6 +83,7 @@ class SweepReport:
     param_names: list[str]
     files: dict[str, Path] = field(default_factory=dict)
     markdown: str = ""
+    notes: list[str] = field(default_factory=list)  # e.g. what was skipped, and why
 
     @property
     def best(self) -> TrialRow | None:
@@ -90,7 +93,7 @@ class SweepReport:
         lines = [f"{name}: {path}" for name, path in self.files.items()]
         if self.best is not None and "best" in self.files:
             lines.append(f"train the best config: minigpt train --config {self.files['best']}")
-        return "\n".join(lines)
+        return "\n".join(lines + self.notes)
 
 
 def collect_rows(study: optuna.Study) -> list[TrialRow]:
@@ -112,8 +115,11 @@ def write_report(study: optuna.Study, sweep: Sweep, tables_only: bool = False) -
         write_best_config(report.best, sweep, out / "best.toml", study.study_name)
         report.files["best"] = out / "best.toml"
     if any(r.val_loss is not None for r in report.rows):
-        plot_val_loss(report, sweep, out / "val_loss.png")
-        report.files["plot"] = out / "val_loss.png"
+        if plotting_available():
+            plot_val_loss(report, sweep, out / "val_loss.png")
+            report.files["plot"] = out / "val_loss.png"
+        else:
+            report.notes.append(PLOT_SKIPPED)
     return report
 
 
@@ -179,6 +185,14 @@ def write_best_config(best: TrialRow, sweep: Sweep, path: Path, study_name: str)
         f"# The trial ran for {sweep.budget}; max_iters here is the base config's.\n"
     )
     _write(path, header + path.read_text(encoding="utf-8"))
+
+
+PLOT_SKIPPED = "plot: skipped (matplotlib is not installed; pip install 'minigpt[plot]')"
+
+
+def plotting_available() -> bool:
+    """matplotlib is an optional extra (``plot``): without it the tables are still written."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def plot_val_loss(report: SweepReport, sweep: Sweep, path: Path) -> None:
