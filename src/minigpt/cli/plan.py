@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 
 from minigpt.cli.common import add_config_arguments, config_from_args
-from minigpt.training.plan_report import format_plan
+from minigpt.training.plan_report import format_plan, measured_against_estimate
 from minigpt.training.planner import (
     DEFAULT_MFU,
     GPUS,
-    estimate_memory,
     parse_gpu,
     plan,
 )
@@ -54,37 +53,5 @@ def run(args: argparse.Namespace) -> int:
     result = plan(config, gpu, mfu=args.mfu, device_type=device_type)
     print(format_plan(result))
     if args.measure:
-        _measure(config, device)
+        print(measured_against_estimate(config, device))
     return 0
-
-
-def _measure(config, device) -> None:
-    """Two real steps at the config's micro-batch on this machine, against the estimate."""
-    import dataclasses
-
-    import torch
-
-    from minigpt.model.sizing import sized_model_config
-    from minigpt.runtime import resolve_dtype
-    from minigpt.training.memprobe import measure_peak
-
-    if not config.train.batch_size:
-        raise_auto()
-    model = sized_model_config(config)
-    run = dataclasses.replace(config, model=model)
-    dtype = resolve_dtype(config.train.dtype, device)
-    est = estimate_memory(
-        model, config.train.batch_size, mixed=dtype != torch.float32, device_type=device.type
-    )
-    measured = measure_peak(run)
-    print(
-        f"\nmeasured on {device} ({str(dtype).removeprefix('torch.')}), micro-batch "
-        f"{config.train.batch_size}: peak {measured / 1024**3:.3f} GiB, planner "
-        f"{est.peak / 1024**3:.3f} GiB (ratio {est.peak / measured:.2f})"
-    )
-
-
-def raise_auto() -> None:
-    from minigpt.errors import MiniGPTError
-
-    raise MiniGPTError("--measure needs a numeric --batch-size (not auto)")

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from minigpt.model.sizing import param_breakdown
-from minigpt.runtime import GiB, gib
-from minigpt.training.planner import Plan
+import dataclasses
+
+import torch
+
+from minigpt.config import RunConfig
+from minigpt.errors import MiniGPTError
+from minigpt.model.sizing import param_breakdown, sized_model_config
+from minigpt.runtime import GiB, gib, resolve_dtype
+from minigpt.training.memprobe import measure_peak
+from minigpt.training.planner import Plan, estimate_memory
 
 
 def _duration(seconds: float) -> str:
@@ -87,3 +94,22 @@ def format_plan(p: Plan) -> str:
             f" {p.max_iters:,} steps in {_duration(c.seconds)}"
         )
     return "\n".join(lines)
+
+
+def measured_against_estimate(config: RunConfig, device: torch.device) -> str:
+    """``minigpt plan --measure``: two real steps at the config's micro-batch on this machine,
+    their peak memory against the planner's estimate."""
+    if not config.train.batch_size:
+        raise MiniGPTError("--measure needs a numeric --batch-size (not auto)")
+    model = sized_model_config(config)
+    run = dataclasses.replace(config, model=model)
+    dtype = resolve_dtype(config.train.dtype, device)
+    est = estimate_memory(
+        model, config.train.batch_size, mixed=dtype != torch.float32, device_type=device.type
+    )
+    measured = measure_peak(run)
+    return (
+        f"\nmeasured on {device} ({str(dtype).removeprefix('torch.')}), micro-batch "
+        f"{config.train.batch_size}: peak {measured / GiB:.3f} GiB, planner "
+        f"{est.peak / GiB:.3f} GiB (ratio {est.peak / measured:.2f})"
+    )
