@@ -109,6 +109,21 @@ def log_line(r: dict[str, Any], max_iters: int, last_eval: dict[str, Any] | None
     return " | ".join(parts)
 
 
+def eval_record(
+    step: int, tokens_per_step: int, losses: dict[str, float], val_bpb: float, lr: float
+) -> dict[str, Any]:
+    """The record of one evaluation, as the history, metrics.jsonl and callbacks have it."""
+    val = losses["val"]
+    return {
+        "iter": step,
+        "tokens": step * tokens_per_step,
+        **losses,
+        "val_ppl": math.exp(val) if val < 700 else float("inf"),
+        "val_bpb": val_bpb,
+        "lr": lr,
+    }
+
+
 def eval_line(r: dict[str, Any], best_val_loss: float) -> str:
     return (
         f"eval {r['iter']:6d} | train {r['train']:.4f} | val {r['val']:.4f} "

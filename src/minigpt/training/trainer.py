@@ -20,8 +20,6 @@ Precision: autocast to bf16/fp16 with fp32 master weights, a gradient scaler for
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -48,6 +46,7 @@ from minigpt.training.planner import out_of_memory_message
 from minigpt.training.setup import CONFIG_FILE, set_up, write_run_dir
 from minigpt.training.signals import StopSignals, TrainingInterrupted
 from minigpt.training.state import TrainResult
+from minigpt.training.stopping import StopRules
 
 __all__ = ["CONFIG_FILE", "Callback", "TrainResult", "Trainer", "TrainingInterrupted", "train"]
 
@@ -90,7 +89,7 @@ class Trainer:
             on_fallback=lambda: self.optimizer.zero_grad(set_to_none=True),
         )
         self.speed = report.Speedometer(self.config, self.device, self.dtype, self.dist.world_size)
-        self.signals = StopSignals()
+        self.stopping = StopRules(self.cfg, self.dist)
         self.last_eval: dict[str, Any] | None = None
         # Kept as a tensor: turning it into a float every step would wait for the GPU.
         self.last_grad_norm: torch.Tensor | None = None
@@ -230,16 +229,15 @@ class Trainer:
         """Train to ``max_iters`` (or stop early at ``until``, with a checkpoint)."""
         cfg = self.cfg
         stop = min(cfg.max_iters, until) if until is not None else cfg.max_iters
-        bar = self._start()
         train_loss = val_loss = float("nan")
         stop_reason = ""
-        with self._running(bar):
+        with self._session() as bar:
             while self.step < stop:
                 loss = self._train_step_or_explain_oom()
                 self.speed.add(loss)
-                out_of_time = self._out_of_time()
+                out_of_time = self.stopping.out_of_time()
                 if out_of_time:  # --max-minutes: finish like a last step (eval, checkpoint)
-                    stop, stop_reason = self.step, f"time limit of {cfg.max_minutes:g} min reached"
+                    stop, stop_reason = self.step, out_of_time
                     self.log(f"{stop_reason} at iteration {stop}")
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(self.step - 1, cfg):.1e}")
@@ -250,7 +248,7 @@ class Trainer:
                 if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters or out_of_time:
                     train_loss, val_loss = self._evaluate_and_record()
                     bar.set_postfix(loss=f"{loss:.4f}", val=f"{val_loss:.4f}")
-                    early_stop = self._early_stop()
+                    early_stop = self.stopping.early_stop(self.state.evals_since_best)
                 if self._checkpoint_due(stop, bool(early_stop)):
                     self.save()
                 if early_stop:
@@ -270,9 +268,11 @@ class Trainer:
         self.log(report.summary(result, self.config, on_gpu=self.device.type == "cuda"))
         return result
 
-    def _start(self) -> tqdm:
-        """Write the run folder and start the watchers (rank 0), say what is about to train,
-        start the clock and the progress bar."""
+    @contextmanager
+    def _session(self) -> Iterator[tqdm]:
+        """Around the loop: the run folder and the watchers (rank 0), a line on what trains,
+        the clocks, the progress bar, batches read ahead and signals caught. Whatever ends the
+        loop, the bar, the reader thread, the signal handlers and the callbacks are closed."""
         if self.dist.is_main:  # distributed: rank 0 writes the run folder and watches
             clear = self.fresh_start and self.step == 0  # --force: the old run's files go
             write_run_dir(self.config, self.tokenizer, self.run_dir, self.step, clear, self.log)
@@ -286,18 +286,14 @@ class Trainer:
             f"({str(self.dtype).removeprefix('torch.')}, {compiled}, {self.dist.describe()}), "
             f"{self.tokens_per_step:,} tokens per step, {self.cfg.max_iters} steps -> {self.run_dir}"
         )
-        self.speed.start(self.step)
-        return report.progress_bar(
+        bar = report.progress_bar(
             self.cfg.max_iters, self.step, self.progress and self.dist.is_main
         )
-
-    @contextmanager
-    def _running(self, bar: tqdm) -> Iterator[None]:
-        """Batches read ahead and signals caught while the loop runs; after it, however it
-        ends, the bar, the reader thread, the signal handlers and the callbacks are closed."""
+        self.speed.start(self.step)
+        self.stopping.start(self.speed.start_time)
         try:
-            with self.batches.reading_ahead(), self.signals:
-                yield
+            with self.batches.reading_ahead(), self.stopping.signals:
+                yield bar
         finally:
             bar.close()
             self.callbacks.close(self)
@@ -313,17 +309,10 @@ class Trainer:
             message = out_of_memory_message(self.config, self.device, self.dtype, self.step)
             raise MiniGPTError(message) from None
 
-    def _out_of_time(self) -> bool:
-        """``--max-minutes`` is up; distributed: on every rank as soon as on any."""
-        if self.cfg.max_minutes <= 0:
-            return False
-        deadline = self.speed.start_time + self.cfg.max_minutes * 60
-        return self.dist.any(time.time() >= deadline)
-
     def _stop_if_signalled(self, bar: tqdm) -> None:
         """After SIGINT/SIGTERM, save and raise ``TrainingInterrupted`` (distributed: all
         ranks stop at the same step when any was signalled)."""
-        signum = self.signals.received = self.dist.max(self.signals.received or 0) or None
+        signum = self.stopping.signal()
         if signum is None:
             return
         bar.close()
@@ -346,14 +335,8 @@ class Trainer:
         """Evaluate, record, tell the callbacks, log; save a new best. The (train, val) losses."""
         losses = self.evaluate()
         val = losses["val"]
-        record = {
-            "iter": self.step,
-            "tokens": self.step * self.tokens_per_step,
-            **losses,
-            "val_ppl": math.exp(val) if val < 700 else float("inf"),
-            "val_bpb": self.val_bpb(val),
-            "lr": lr_at(max(0, self.step - 1), self.cfg),
-        }
+        lr = lr_at(max(0, self.step - 1), self.cfg)
+        record = report.eval_record(self.step, self.tokens_per_step, losses, self.val_bpb(val), lr)
         improved = self.state.record_eval(record)
         self.last_eval = record
         self.callbacks.on_eval(self, record)
@@ -361,13 +344,6 @@ class Trainer:
         if improved:
             self.save()  # every new best is kept (pruning never removes the best)
         return losses["train"], val
-
-    def _early_stop(self) -> str:
-        """Why to stop early ('' to go on): ``early_stop`` evaluations without a new best."""
-        patience = self.cfg.early_stop
-        if not patience or self.state.evals_since_best < patience:
-            return ""
-        return f"early stop: val loss has not improved for {patience} evaluations"
 
     def _checkpoint_due(self, stop: int, early_stop: bool) -> bool:
         """Every ``checkpoint_interval`` steps and at the last one; once per step."""
