@@ -198,7 +198,7 @@ def tensorboard_available() -> bool:
 
 
 def plotting_available() -> bool:
-    """matplotlib is an optional dependency: without it there is no loss plot."""
+    """matplotlib is an optional extra (``plot``): without it there is no loss plot."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
     except ImportError:
@@ -218,7 +218,8 @@ def default_callbacks(run: RunView, *, samples: bool = True) -> list[Callback]:
         callbacks.append(LossCurve(run.run_dir))
     else:
         run.log(
-            f"note: matplotlib is not installed, so no {PLOT_FILE} is drawn (pip install matplotlib)"
+            f"note: matplotlib is not installed, so no {PLOT_FILE} is drawn "
+            "(pip install 'minigpt[plot]')"
         )
     if samples and cfg.sample_tokens > 0:
         callbacks.append(SampleWriter(run.run_dir, cfg.sample_prompt, cfg.sample_tokens))
