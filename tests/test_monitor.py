@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from minigpt.config import ModelConfig
+from minigpt.extras import available
 from minigpt.model.sizing import flops_per_token
 from minigpt.training import monitor
 from minigpt.training.trainer import train
@@ -53,7 +54,7 @@ def test_without_matplotlib_the_plot_is_skipped_with_one_notice(tiny_config, mon
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.setitem(sys.modules, name, None)  # import matplotlib... -> ImportError
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    assert not monitor.plotting_available()
+    assert not available("matplotlib")
     result = train(tiny_config(max_iters=6, eval_interval=2, sample_tokens=0))
     out = capsys.readouterr().out
     assert out.count("matplotlib is not installed") == 1 and len(result.history) == 3

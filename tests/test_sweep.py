@@ -305,9 +305,9 @@ def test_auto_batch_size_is_recorded_as_resolved(tiny_config, space_file, tmp_pa
 def test_without_matplotlib_the_plot_is_skipped_with_one_notice(
     base, space_file, tmp_path, monkeypatch
 ):
-    import minigpt.sweep.report as report_module
-
-    monkeypatch.setattr(report_module, "plotting_available", lambda: False)
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # import matplotlib... -> ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
     space = space_file("[params]\nlr = [1e-3]\n")
     report = run_sweep(space, base, budget=5, sampler="grid", out_dir=tmp_path / "s", quiet=True)
     assert report.rows[0].status == "complete" and (tmp_path / "s" / "results.md").is_file()

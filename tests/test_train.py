@@ -9,7 +9,7 @@ from minigpt.checkpoint import checkpoint_dirs, find_checkpoint
 from minigpt.config import TrainConfig
 from minigpt.data.prepare import prepare_dataset
 from minigpt.errors import MiniGPTError
-from minigpt.training.monitor import tensorboard_available
+from minigpt.extras import available
 from minigpt.training.optim import lr_at
 from minigpt.training.trainer import Trainer, train
 
@@ -30,7 +30,7 @@ def test_training_lowers_the_loss_and_writes_a_run(tiny_config, tmp_path, capsys
     assert result.tokens_seen == 60 * 4 * 16 == records[-1]["tokens"]
     assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG"
     assert (run / "samples.txt").read_text().count("=== iter") == 2
-    if tensorboard_available():
+    if available("tensorboard"):
         assert any((run / "tensorboard").iterdir())
     out = capsys.readouterr().out
     assert "eta " in out and "best val loss" in out and "bits per byte" in out

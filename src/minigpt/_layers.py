@@ -28,7 +28,14 @@ LAYERS: list[tuple[str, ...]] = [
     ("minigpt.model",),
     ("minigpt.checkpoint",),
     ("minigpt.data",),
-    ("minigpt.config", "minigpt.runtime", "minigpt.errors", "minigpt._version", "minigpt._layers"),
+    (
+        "minigpt.config",
+        "minigpt.runtime",
+        "minigpt.errors",
+        "minigpt._version",
+        "minigpt._layers",
+        "minigpt.extras",
+    ),
 ]
 
 

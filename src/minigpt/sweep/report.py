@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import importlib.util
 import io
 import math
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from optuna.trial import FrozenTrial, TrialState
 
 from minigpt.config import apply_overrides, save_config
+from minigpt.extras import available, missing
 
 if TYPE_CHECKING:
     import optuna
@@ -115,11 +115,11 @@ def write_report(study: optuna.Study, sweep: Sweep, tables_only: bool = False) -
         write_best_config(report.best, sweep, out / "best.toml", study.study_name)
         report.files["best"] = out / "best.toml"
     if any(r.val_loss is not None for r in report.rows):
-        if plotting_available():
+        if available("matplotlib"):
             plot_val_loss(report, sweep, out / "val_loss.png")
             report.files["plot"] = out / "val_loss.png"
         else:
-            report.notes.append(PLOT_SKIPPED)
+            report.notes.append(missing("matplotlib", "plot"))
     return report
 
 
@@ -185,14 +185,6 @@ def write_best_config(best: TrialRow, sweep: Sweep, path: Path, study_name: str)
         f"# The trial ran for {sweep.budget}; max_iters here is the base config's.\n"
     )
     _write(path, header + path.read_text(encoding="utf-8"))
-
-
-PLOT_SKIPPED = "plot: skipped (matplotlib is not installed; pip install 'minigpt[plot]')"
-
-
-def plotting_available() -> bool:
-    """matplotlib is an optional extra (``plot``): without it the tables are still written."""
-    return importlib.util.find_spec("matplotlib") is not None
 
 
 def plot_val_loss(report: SweepReport, sweep: Sweep, path: Path) -> None:

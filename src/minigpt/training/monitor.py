@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from minigpt.extras import available, missing
 from minigpt.runtime import peak_tflops
 from minigpt.training.callbacks import Callback, RunView
 
@@ -189,23 +190,6 @@ class TensorBoardLog:
         self.writer.close()
 
 
-def tensorboard_available() -> bool:
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def plotting_available() -> bool:
-    """matplotlib is an optional extra (``plot``): without it there is no loss plot."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def default_callbacks(run: RunView, *, samples: bool = True) -> list[Callback]:
     """The watchers ``minigpt train`` attaches: metrics, plot, sample, TensorBoard.
 
@@ -214,15 +198,12 @@ def default_callbacks(run: RunView, *, samples: bool = True) -> list[Callback]:
     """
     cfg = run.cfg
     callbacks: list[Callback] = [MetricsLog(run.run_dir)]
-    if plotting_available():
+    if available("matplotlib"):
         callbacks.append(LossCurve(run.run_dir))
     else:
-        run.log(
-            f"note: matplotlib is not installed, so no {PLOT_FILE} is drawn "
-            "(pip install 'minigpt[plot]')"
-        )
+        run.log(f"note: {missing('matplotlib', f'the loss plot ({PLOT_FILE})')}")
     if samples and cfg.sample_tokens > 0:
         callbacks.append(SampleWriter(run.run_dir, cfg.sample_prompt, cfg.sample_tokens))
-    if cfg.tensorboard and tensorboard_available():
+    if cfg.tensorboard and available("tensorboard"):
         callbacks.append(TensorBoardLog(run.run_dir))
     return callbacks

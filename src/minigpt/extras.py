@@ -1,0 +1,38 @@
+"""Optional extras: whether one is installed, and the one line that says how to install it.
+
+Plots, TensorBoard, sweeps, Hugging Face interop and serving live behind pip extras
+(``minigpt[plot]``, ...) so that a bare install stays small. Every stage asks here, so a missing
+package is always reported the same way, naming the extra that brings it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+# module -> the extra of pyproject.toml that installs it
+EXTRA_OF = {
+    "matplotlib": "plot",
+    "tensorboard": "tensorboard",
+    "optuna": "sweep",
+    "transformers": "hf",
+    "pyarrow": "parquet",
+}
+
+
+def available(module: str) -> bool:
+    """True when ``module`` can be imported (checked without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a broken entry
+        return False
+
+
+def install_hint(module: str) -> str:
+    """``pip install 'minigpt[EXTRA]'`` for the extra that brings ``module``."""
+    extra = EXTRA_OF.get(module)
+    return f"pip install 'minigpt[{extra}]'" if extra else f"pip install {module}"
+
+
+def missing(module: str, what: str) -> str:
+    """One line for a feature skipped because ``module`` is not installed."""
+    return f"{what} skipped ({module} is not installed; {install_hint(module)})"
