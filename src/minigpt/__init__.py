@@ -6,14 +6,18 @@ The pipeline, one module per stage:
     -> checkpoint -> sample
 
 Every stage is also a CLI command: ``minigpt prepare | train | sample | chat | demo``.
+Fine-tuning on conversations: ``prepare_chat_dataset``, ``train`` with the ``sft`` preset,
+``chat_completion`` (docs/sft.md).
 """
 
 from minigpt._version import __version__
 from minigpt.config import ModelConfig, RunConfig, TrainConfig, load_config
 from minigpt.config.sampling import SampleConfig
+from minigpt.data.chat_prepare import prepare_chat_dataset
 from minigpt.data.prepare import prepare_dataset
 from minigpt.data.tokenizer import CharTokenizer, Tokenizer, load_tokenizer
 from minigpt.errors import MiniGPTError
+from minigpt.inference.chat_completion import ChatReply, chat_completion, stream_chat
 from minigpt.inference.generate import generate_samples, generate_text, stream_text
 from minigpt.interop.loader import load_model
 from minigpt.model import GPT
@@ -22,6 +26,7 @@ from minigpt.training.trainer import train
 __all__ = [
     "GPT",
     "CharTokenizer",
+    "ChatReply",
     "MiniGPTError",
     "ModelConfig",
     "RunConfig",
@@ -29,12 +34,15 @@ __all__ = [
     "Tokenizer",
     "TrainConfig",
     "__version__",
+    "chat_completion",
     "generate_samples",
     "generate_text",
     "load_config",
     "load_model",
     "load_tokenizer",
+    "prepare_chat_dataset",
     "prepare_dataset",
+    "stream_chat",
     "stream_text",
     "train",
 ]

@@ -14,11 +14,18 @@ from minigpt.interop.loader import load_model
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "chat",
-        help="interactive prompt loop: the model continues what you type",
-        description="Type text and the model continues it; the conversation so far stays in "
-        "the context. /help lists commands such as /temperature 0.5; Ctrl-D or /quit exits.",
+        help="talk to a chat-tuned model, or let a plain one continue what you type",
+        description="Talk to a chat-tuned model (one with a chat template: it answers as the "
+        "assistant), or type text for a plain model to continue; the conversation so far "
+        "stays in the context. /help lists commands such as /temperature 0.5; Ctrl-D or /quit "
+        "exits.",
     )
     add_sampling_arguments(p)
+    p.add_argument(
+        "--system",
+        metavar="TEXT",
+        help="system message for a chat-tuned model (one with a chat template)",
+    )
     p.add_argument(
         "--no-history",
         dest="history",
@@ -34,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
     if sys.stdin.isatty():
         with contextlib.suppress(ImportError):  # not on Windows
             import readline  # noqa: F401  (line editing and history for input())
-    chat(model, tokenizer, config, history=args.history)
+    chat(model, tokenizer, config, history=args.history, system=args.system)
     return 0

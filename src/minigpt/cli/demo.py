@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from minigpt.demo import run_demo
+from minigpt.demo import run_chat_demo, run_demo
+from minigpt.errors import MiniGPTError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,9 +19,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/demo", help="folder for the dataset and run")
     p.add_argument("--max-iters", type=int, help="training steps (default: the preset's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument(
+        "--chat",
+        action="store_true",
+        help="go on to fine-tuning: tune the demo model on questions about the help topics "
+        "and print two conversations with it (--out default: runs/demo-chat)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.chat:
+        if args.data:
+            raise MiniGPTError("--chat uses the built-in help topics; leave out --data")
+        out = args.out if args.out != "runs/demo" else "runs/demo-chat"
+        run_chat_demo(out_dir=out, tune_iters=args.max_iters, device=args.device)
+        return 0
     run_demo(data=args.data, out_dir=args.out, max_iters=args.max_iters, device=args.device)
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import re
 
+from minigpt.data.chat import ChatFields
+from minigpt.data.chat_prepare import prepare_chat_dataset
 from minigpt.data.clean import CleanConfig
 from minigpt.data.prepare import prepare_dataset
 from minigpt.data.shards import SHARD_TOKENS
@@ -117,12 +119,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"start a new shard file every this many tokens ({SHARD_TOKENS:,})",
     )
     add_reading_arguments(p)
+    add_chat_arguments(p)
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
 
 
+def add_chat_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("chat data (--format chat; see docs/sft.md)")
+    g.add_argument("--format", default="text", choices=["text", "chat"],
+                   help="text (pretraining), or chat: conversations with a loss mask (text)")  # fmt: skip
+    g.add_argument("--chat-template", metavar="FILE",
+                   help="Jinja chat template (default: minigpt's, with <|user|> ... <|end|>)")  # fmt: skip
+    g.add_argument("--field", action="append", default=[], metavar="NAME=FIELD",
+                   help="read a chat field under another name, e.g. output=answer (repeatable)")  # fmt: skip
+    g.add_argument("--block-size", type=int, default=256,
+                   help="longest conversation kept, in tokens: the block size you will train (256)")  # fmt: skip
+    g.add_argument("--long", default="truncate", choices=["truncate", "drop"],
+                   help="conversations past the block: cut after the last reply that fits, or drop")  # fmt: skip
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    prepare_chat_dataset(
+        args.inputs,
+        args.out,
+        tokenizer=args.tokenizer,
+        template=args.chat_template,
+        block_size=args.block_size,
+        long=args.long,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        vocab_size=args.vocab_size,
+        fields=ChatFields.parse(args.field),
+        force=args.force,
+        quiet=args.quiet,
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.format == "chat":
+        return run_chat(args)
     sources = source_options(args)
     prepare_dataset(
         args.inputs,

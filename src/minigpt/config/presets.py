@@ -105,6 +105,27 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # The same recipe at GPT-2 small's size (12 x 12 x 768, block 1024) for a GPU, in the
     # spirit of the GPT-2 speedruns: bf16, compiled, Muon at 0.02, WSD. Not benchmarked here.
+    # Supervised fine-tuning on a chat dataset: with --init-from RUN (or hf:DIR), whose model
+    # shape the run takes. A lower learning rate than pretraining, a short warm-up, a few
+    # hundred steps (a few epochs of a small instruction set), frequent evals on held-out
+    # conversations, and packed batches (BENCHMARKS.md: faster than padding at the same loss).
+    "sft": dict(
+        data_format="chat",
+        chat_batching="pack",
+        dropout=0.0,
+        batch_size=16,
+        lr=1e-3,
+        min_lr_ratio=0.1,
+        warmup_iters=10,
+        max_iters=300,
+        weight_decay=0.0,
+        eval_interval=50,
+        eval_iters=10,
+        log_interval=25,
+        checkpoint_interval=100,
+        sample_tokens=0,
+        out_dir="runs/sft",
+    ),
     "modern-124m": dict(
         n_layer=12,
         n_head=12,

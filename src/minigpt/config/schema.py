@@ -93,6 +93,12 @@ class TrainConfig:
     )
     cooldown_frac: float = described(0.2, "wsd: share of the steps spent cooling down linearly")
     fsdp: bool = described(False, "shard the model over the ranks with FSDP (under torchrun)")
+    data_format: str = described(
+        "text", "text, or chat: a chat dataset (prepare --format chat), trained on replies only"
+    )
+    chat_batching: str = described(
+        "pack", "chat: pack conversations into each row (attention kept inside each), or pad"
+    )
 
 
 @dataclass

@@ -95,7 +95,12 @@ def validate(config: RunConfig) -> None:
             f"dtype must be auto, float32, bfloat16 or float16, got '{t.dtype}'"
             f"{suggest(t.dtype, ['float32', 'bfloat16', 'float16'])}"
         )
-    choices = {"compile": ("auto", "true", "false"), "on_bad_loss": ("stop", "skip")}
+    choices = {
+        "compile": ("auto", "true", "false"),
+        "on_bad_loss": ("stop", "skip"),
+        "data_format": ("text", "chat"),
+        "chat_batching": ("pack", "pad"),
+    }
     for name, allowed in choices.items():
         value = getattr(t, name)
         if value not in allowed:

@@ -68,6 +68,7 @@ def char_tokenizer_json(tok: CharTokenizer) -> dict[str, Any]:
     hf = lib.Tokenizer(lib.models.BPE(vocab=vocab, merges=[], unk_token=unk))
     if unk is not None:
         hf.add_special_tokens([unk])
+    hf.add_special_tokens(tok.specials)  # chat turn tokens: the ids after the characters
     hf.decoder = lib.decoders.Fuse()
     return json.loads(hf.to_str())
 
@@ -90,7 +91,12 @@ def char_tokenizer_from_json(data: dict[str, Any]) -> CharTokenizer | None:
         return None
     if unk is not None and (unk != CharTokenizer.UNK or by_id.get(len(chars)) != unk):
         return None
-    return CharTokenizer(chars, unknown="unk" if unk else "error")
+    first = len(by_id)
+    added = {t["id"]: t["content"] for t in data.get("added_tokens", []) if t["id"] >= first}
+    if sorted(added) != list(range(first, first + len(added))):
+        return None
+    specials = [added[i] for i in sorted(added)]
+    return CharTokenizer(chars, unknown="unk" if unk else "error", specials=specials)
 
 
 # GPT-2's pre-tokenization pattern, as tiktoken writes it (the original, and the possessive
@@ -202,6 +208,8 @@ def tokenizer_config(tok: Tokenizer, block_size: int) -> dict[str, Any]:
         config.update(bos_token=eot, eos_token=eot)
     if CharTokenizer.UNK in specials:
         config["unk_token"] = CharTokenizer.UNK
+    if tok.chat_template is not None:  # what apply_chat_template renders: what minigpt trained on
+        config["chat_template"] = tok.chat_template
     return config
 
 
@@ -220,7 +228,19 @@ def tokenizer_from_hf(folder: Path) -> Tokenizer:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise MiniGPTError(f"{path} is not valid JSON ({e})") from None
     char = char_tokenizer_from_json(data)
-    return char if char is not None else load_tokenizer(path)
+    tok = char if char is not None else load_tokenizer(path)
+    tok.chat_template = tok.chat_template or _hf_chat_template(folder)
+    return tok
+
+
+def _hf_chat_template(folder: Path) -> str | None:
+    """The folder's chat template: ``chat_template.jinja`` or ``tokenizer_config.json``'s."""
+    path = folder / HF_TOKENIZER_CONFIG
+    try:
+        template = json.loads(path.read_text(encoding="utf-8")).get("chat_template")
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        template = None
+    return template if isinstance(template, str) else None
 
 
 def load_tokenizer_via_transformers(folder: Path) -> Tokenizer:

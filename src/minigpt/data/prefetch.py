@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, ...]  # inputs, targets (and, for packed conversations, segments)
 
 
 class BatchPrefetcher:
@@ -46,10 +46,10 @@ class BatchPrefetcher:
         micro = 0
         while not stop.is_set():
             try:
-                x, y = self.make(step, micro)
+                batch = self.make(step, micro)
                 if self.pin:
-                    x, y = x.pin_memory(), y.pin_memory()
-                item: object = ((step, micro), (x, y))
+                    batch = tuple(t.pin_memory() for t in batch)
+                item: object = ((step, micro), batch)
             except BaseException as e:  # handed to the consumer, which re-raises it
                 item = e
             while not stop.is_set():
@@ -89,8 +89,7 @@ class BatchPrefetcher:
         return self._to_device(batch)
 
     def _to_device(self, batch: Batch) -> Batch:
-        x, y = batch
-        return x.to(self.device, non_blocking=self.pin), y.to(self.device, non_blocking=self.pin)
+        return tuple(t.to(self.device, non_blocking=self.pin) for t in batch)
 
     def close(self) -> None:
         """Stop the worker (it exits within 0.1 s)."""

@@ -14,7 +14,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from minigpt.data.tokenizers.base import TOKENIZER_FILE, Tokenizer, describe_chars
+from minigpt.data.tokenizers.base import (
+    CHAT_TEMPLATE_FILE,
+    TOKENIZER_FILE,
+    Tokenizer,
+    describe_chars,
+)
 from minigpt.data.tokenizers.bpe import EOT, BPETokenizer, check_vocab_size
 from minigpt.data.tokenizers.char import CharTokenizer
 from minigpt.data.tokenizers.gpt2 import GPT2Tokenizer
@@ -83,4 +88,8 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
             f"tokenizer file {path} has unsupported kind {kind!r}; "
             f"supported: {', '.join(TOKENIZERS)}"
         )
-    return TOKENIZERS[kind].from_json(data)
+    tok = TOKENIZERS[kind].from_json(data)
+    template = path.with_name(CHAT_TEMPLATE_FILE)
+    if path.name == TOKENIZER_FILE and template.is_file():
+        tok.chat_template = template.read_text(encoding="utf-8")
+    return tok

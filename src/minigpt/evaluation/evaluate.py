@@ -11,8 +11,6 @@ its next ``block_size`` tokens, so every token but the first is predicted exactl
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,42 +18,17 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from minigpt.data.chat_dataset import ChatDataset
+from minigpt.data.chat_prepare import is_chat_meta
 from minigpt.data.dataset import Dataset
 from minigpt.data.meta import META_FILE
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
+from minigpt.evaluation.chat_eval import evaluate_chat
+from minigpt.evaluation.metrics import EvalResult, bits_per_byte, perplexity  # noqa: F401 (re-exported)
 from minigpt.interop.loader import open_model
 from minigpt.model import GPT
 from minigpt.runtime import resolve_device, resolve_dtype
-
-
-@dataclass
-class EvalResult:
-    loss: float
-    tokens: int
-    bytes: int
-    nats: float
-
-    @property
-    def perplexity(self) -> float:
-        return perplexity(self.loss)
-
-    @property
-    def bits_per_byte(self) -> float:
-        return self.nats / self.bytes / math.log(2) if self.bytes else float("nan")
-
-    def to_dict(self) -> dict[str, float]:
-        return {**asdict(self), "perplexity": self.perplexity, "bits_per_byte": self.bits_per_byte}
-
-
-def perplexity(loss: float) -> float:
-    """exp(loss), without overflowing for a diverged run."""
-    return math.exp(loss) if loss < 700 else float("inf")
-
-
-def bits_per_byte(loss: float, tokens: int, nbytes: int) -> float:
-    """Bits per byte from a mean loss in nats per token over ``tokens`` tokens of ``nbytes``."""
-    return loss * tokens / nbytes / math.log(2) if nbytes else float("nan")
 
 
 def _windows(n: int, block_size: int) -> list[tuple[int, int]]:
@@ -109,7 +82,8 @@ def _text_tokens(path: Path, tokenizer: Tokenizer) -> tuple[list[np.ndarray], in
     return [np.asarray(tokenizer.encode_array(text))], len(text.encode("utf-8"))
 
 
-def _dataset_tokens(folder: Path, split: str, tokenizer: Tokenizer) -> tuple[list[np.ndarray], int]:
+def open_dataset(folder: Path, split: str, tokenizer: Tokenizer) -> Dataset:
+    """The dataset, checked to have ``split`` and to use the model's tokenizer."""
     data = Dataset(folder)
     if split not in data.splits:
         raise MiniGPTError(
@@ -122,7 +96,7 @@ def _dataset_tokens(folder: Path, split: str, tokenizer: Tokenizer) -> tuple[lis
             f"the dataset {folder} uses a different tokenizer than the checkpoint; evaluate a "
             "text file instead, or a dataset prepared with the checkpoint's tokenizer"
         )
-    return list(data.splits[split].shards), int(data.meta.splits[split].bytes)
+    return data
 
 
 def evaluate_tokens(
@@ -160,21 +134,27 @@ def evaluate_checkpoint(
     progress: bool = False,
     best: bool = False,
 ) -> EvalResult:
-    """Evaluate a run, checkpoint or Hugging Face folder on a text file or a dataset's split."""
+    """Evaluate a run, checkpoint or Hugging Face folder on a text file or a dataset's split.
+
+    A chat dataset (``prepare --format chat``) is evaluated on its replies only.
+    """
     if batch_size <= 0:
         raise MiniGPTError(f"batch size must be positive, got {batch_size}")
     loaded = open_model(checkpoint, device, best=best)
     model, tokenizer = loaded.model, loaded.tokenizer
     torch_device = resolve_device(device)
     path = Path(data)
+    torch_dtype = resolve_dtype(dtype, torch_device)
     if path.is_dir() and (path / META_FILE).is_file():
-        shards, nbytes = _dataset_tokens(path, split, tokenizer)
+        dataset = open_dataset(path, split, tokenizer)
+        if is_chat_meta(dataset.meta):
+            return evaluate_chat(model, ChatDataset(dataset), split, batch_size, torch_dtype)
+        shards = list(dataset.splits[split].shards)
+        nbytes = int(dataset.meta.splits[split].bytes)
     elif path.is_file():
         shards, nbytes = _text_tokens(path, tokenizer)
     else:
         raise MiniGPTError(
             f"{path} is neither a text file nor a prepared dataset folder (with {META_FILE})"
         )
-    return evaluate_tokens(
-        model, shards, nbytes, batch_size, resolve_dtype(dtype, torch_device), progress
-    )
+    return evaluate_tokens(model, shards, nbytes, batch_size, torch_dtype, progress)

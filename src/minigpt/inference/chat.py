@@ -1,8 +1,12 @@
-"""``minigpt chat``: a prompt loop where the model continues whatever you type.
+"""``minigpt chat``: a prompt loop, as a conversation or as text to continue.
 
-minigpt models are plain language models, not instruction-tuned assistants: each line you
-type is continued, and (with history on) the conversation so far is part of the context, so
-the text grows like one document; an empty line asks for more of it. Lines starting with ``/`` change the sampling controls
+A model tuned on conversations (``prepare --format chat``; its tokenizer has a chat template)
+gets each line as a user message and answers as the assistant: the conversation so far (and a
+``--system`` message) is rendered with its template, the reply ends at the end-of-turn token,
+and the oldest turns are dropped when the conversation outgrows the block
+(``chat_completion.py``). A plain language model continues each line you type instead, and
+(with history on) the conversation so far is part of the context, so the text grows like one
+document; an empty line asks for more of it. Lines starting with ``/`` change the sampling controls
 between turns (``/temperature 0.5``, ``/top_k 40``, ``/stop \\n\\n``); ``/help`` lists them.
 Ctrl-C during generation stops that answer; Ctrl-C or Ctrl-D at the prompt exits.
 """
@@ -19,8 +23,10 @@ import torch
 
 from minigpt.config import coerce, suggest
 from minigpt.config.sampling import SampleConfig
+from minigpt.data.chat_template import Message
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
+from minigpt.inference.chat_completion import ChatReply, chat_template_of, stream_chat
 from minigpt.inference.generate import make_generator, stream_samples, unescape
 from minigpt.model import GPT
 
@@ -43,6 +49,16 @@ class ChatState:
     history: bool = True
     transcript: str = ""
     done: bool = field(default=False, repr=False)
+    # Chat-tuned models: the conversation as messages, and the system message.
+    template: bool = False
+    system: str | None = None
+    messages: list[Message] = field(default_factory=list)
+
+    def conversation(self, line: str) -> list[Message]:
+        """The messages for this turn: system, the past turns (with history on), the line."""
+        past = self.messages if self.history else []
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        return [*system, *past, {"role": "user", "content": line}]
 
     def context(self, line: str) -> str:
         """The prompt for this turn: the transcript, a newline if needed, and the new line.
@@ -81,6 +97,7 @@ def apply_command(state: ChatState, line: str, block_size: int) -> str:
         return help_text(state)
     if name == "reset":
         state.transcript = ""
+        state.messages = []
         return "(conversation forgotten)"
     if name == "history":
         state.history = coerce("history", value, bool)
@@ -104,6 +121,29 @@ def apply_command(state: ChatState, line: str, block_size: int) -> str:
     return f"({name} = {getattr(new, name)!r})"
 
 
+def _reply(model: GPT, tokenizer: Tokenizer, state: ChatState, line: str, write) -> None:
+    """Answer ``line`` as the assistant, streaming the reply; Ctrl-C stops this answer only."""
+    messages = state.conversation(line)
+    reply = ""
+    try:
+        for item in stream_chat(model, tokenizer, messages, state.config, state.generator):
+            if isinstance(item, ChatReply):
+                if item.trimmed_messages:
+                    write(f"\n(the {item.trimmed_messages} oldest message(s) no longer fit)")
+                if item.finish_reason == "length":
+                    write(" [max_new_tokens reached]")
+            else:
+                reply += item
+                write(item)
+    except KeyboardInterrupt:
+        write(" [stopped]")
+    write("\n")
+    state.messages = [
+        *messages[1 if state.system else 0 :],
+        {"role": "assistant", "content": reply},
+    ]
+
+
 def _turn(model: GPT, tokenizer: Tokenizer, state: ChatState, line: str, write) -> None:
     """Continue ``line``, streaming the new text; Ctrl-C stops this answer only."""
     prompt = state.context(line)
@@ -125,10 +165,13 @@ def chat(
     history: bool = True,
     read: Callable[[str], str] = input,
     write: Callable[[str], object] | None = None,
+    system: str | None = None,
 ) -> None:
     """Run the prompt loop until /quit, end of input (Ctrl-D) or Ctrl-C at the prompt.
 
-    ``read`` and ``write`` default to the terminal; tests and notebooks can pass their own.
+    A model with a chat template answers as an assistant (``system``: the system message);
+    others continue the text. ``read`` and ``write`` default to the terminal; tests and
+    notebooks can pass their own.
     """
     if write is None:
 
@@ -140,7 +183,16 @@ def chat(
     config.validate(model.config.block_size)
     device = next(model.parameters()).device
     state = ChatState(config, make_generator(device, config.seed), history)
-    write("minigpt chat: type text for the model to continue; /help for commands, Ctrl-D quits\n")
+    state.template, state.system = tokenizer.chat_template is not None, system
+    if state.template:
+        chat_template_of(tokenizer)  # a template the tokenizer cannot encode: one line, now
+        write("minigpt chat: talk to the model; /help for commands, Ctrl-D quits\n")
+    elif system:
+        raise MiniGPTError("--system needs a chat-tuned model (one with a chat template)")
+    else:
+        write(
+            "minigpt chat: type text for the model to continue; /help for commands, Ctrl-D quits\n"
+        )
     while not state.done:
         try:
             line = read("> ")
@@ -155,9 +207,9 @@ def chat(
             if message:
                 write(message + "\n")
             continue
-        if not state.context(line):
+        if not (line.strip() if state.template else state.context(line)):
             continue
         try:
-            _turn(model, tokenizer, state, line, write)
+            (_reply if state.template else _turn)(model, tokenizer, state, line, write)
         except MiniGPTError as e:
             write(f"error: {e}\n")

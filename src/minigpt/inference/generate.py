@@ -103,18 +103,21 @@ class StopStrings:
 
 
 class TextStream:
-    """One sample's text as its tokens arrive: decoded, cut at a stop string or end-of-text."""
+    """One sample's text as its tokens arrive: decoded, cut at a stop string, end-of-text or
+    one of ``stop_ids`` (a chat reply's end-of-turn token)."""
 
-    def __init__(self, tokenizer: Tokenizer, stops: Sequence[str] = ()) -> None:
+    def __init__(
+        self, tokenizer: Tokenizer, stops: Sequence[str] = (), stop_ids: Sequence[int] = ()
+    ) -> None:
         self.decoder = StreamDecoder(tokenizer)
         self.stops = StopStrings(stops)
-        self.eot_id = tokenizer.eot_id
+        self.stop_ids = {tokenizer.eot_id, *stop_ids} - {None}
         self.done = False
 
     def push(self, token_id: int) -> str:
         if self.done:
             return ""
-        if token_id == self.eot_id:
+        if token_id in self.stop_ids:
             return self.finish()
         piece, self.done = self.stops.push(self.decoder.push(token_id))
         return piece

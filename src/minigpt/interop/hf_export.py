@@ -33,6 +33,7 @@ from minigpt._version import __version__
 from minigpt.checkpoint import Checkpoint, model_state
 from minigpt.config import RunConfig, TrainConfig
 from minigpt.config.sampling import SampleConfig
+from minigpt.data.chat_template import reply_stop_ids
 from minigpt.data.hf_tokenizer import (
     HF_CONFIG_FILE,
     HF_TOKENIZER_CONFIG,
@@ -154,6 +155,8 @@ def generation_config(tokenizer: Tokenizer, block_size: int) -> dict[str, Any]:
             eos_token_id=tokenizer.eot_id,
             pad_token_id=tokenizer.eot_id,
         )
+    if tokenizer.chat_template is not None:  # a chat-tuned model also stops at end of turn
+        config["eos_token_id"] = reply_stop_ids(tokenizer)
     return config
 
 

@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from minigpt.config import ModelConfig, swiglu_hidden
 from minigpt.model.sampling import sample_next
+from minigpt.model.segments import segment_positions
 
 
 class KVCache:
@@ -93,8 +94,11 @@ class Rotary(nn.Module):
         self.register_buffer("sin", angles.sin(), persistent=False)
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """Rotate ``x`` (B, n_head, T, head_size) whose tokens sit at positions ``pos`` (T,)."""
+        """Rotate ``x`` (B, n_head, T, head_size) whose tokens sit at positions ``pos`` (T,),
+        or (B, T) when each row has its own (packed conversations)."""
         cos, sin = self.cos[pos].to(x.dtype), self.sin[pos].to(x.dtype)
+        if pos.dim() == 2:
+            cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
@@ -119,7 +123,12 @@ class CausalSelfAttention(nn.Module):
         self.k_norm = nn.RMSNorm(head_size, eps=1e-5) if config.qk_norm else None
 
     def forward(
-        self, x: torch.Tensor, pos: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor,
+        kv_cache: KVCache | None = None,
+        layer: int = 0,
+        doc_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
@@ -138,7 +147,7 @@ class CausalSelfAttention(nn.Module):
         past = k.size(2) - T
         # Query i (at position past + i) may see keys 0 .. past + i. Without a past this is
         # the plain causal mask; a single new token sees everything, so it needs no mask.
-        mask = None
+        mask = doc_mask  # packed conversations: causal, and only within each one
         if past > 0 and T > 1:
             mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
         # softmax(q k^T / sqrt(d)) v; SDPA picks flash or memory-efficient kernels where the
@@ -149,7 +158,7 @@ class CausalSelfAttention(nn.Module):
             v,
             attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
-            is_causal=past == 0 and T > 1,
+            is_causal=past == 0 and T > 1 and mask is None,
         )
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
@@ -206,9 +215,14 @@ class Block(nn.Module):
         self.mlp = SwiGLU(config) if config.mlp == "swiglu" else MLP(config)
 
     def forward(
-        self, x: torch.Tensor, pos: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor,
+        kv_cache: KVCache | None = None,
+        layer: int = 0,
+        doc_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), pos, kv_cache, layer)
+        x = x + self.attn(self.ln_1(x), pos, kv_cache, layer, doc_mask)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -267,8 +281,13 @@ class GPT(nn.Module):
         targets: torch.Tensor | None = None,
         kv_cache: KVCache | None = None,
         last_only: bool = False,
+        segments: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (B, T, vocab) and, given targets, the mean cross-entropy loss.
+
+        Targets of -100 are left out of the mean (chat training: prompts are not trained on).
+        ``segments`` (B, T) numbers the documents packed into each row (non-decreasing): a
+        token attends only within its own document, whose positions start again at 0.
 
         With a ``kv_cache``, ``idx`` holds only the new tokens: they take the positions from
         ``kv_cache.pos`` on and also attend to the cached past. ``last_only`` computes the
@@ -282,12 +301,15 @@ class GPT(nn.Module):
                 f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}"
             )
         pos = torch.arange(start, start + T, device=idx.device)
+        doc_mask = None
+        if segments is not None:
+            pos, doc_mask = segment_positions(segments)
         x = self.transformer.wte(idx)
         if "wpe" in self.transformer:
             x = x + self.transformer.wpe(pos)
         x = self.transformer.drop(x)
         for layer, block in enumerate(self.transformer.h):
-            x = block(x, pos, kv_cache, layer)
+            x = block(x, pos, kv_cache, layer, doc_mask)
         if kv_cache is not None:
             kv_cache.pos += T
         x = self.transformer.ln_f(x)

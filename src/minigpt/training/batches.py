@@ -14,19 +14,21 @@ from contextlib import contextmanager
 import torch
 
 from minigpt.config import TrainConfig
+from minigpt.data.chat_dataset import ChatDataset
 from minigpt.data.dataset import Dataset, batch_rng
 from minigpt.data.prefetch import BatchPrefetcher
 from minigpt.training.distributed import Distributed
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, ...]
 
 
 class Batches:
-    """Inputs and next-token targets, (batch_size, block_size) each, on the run's device."""
+    """Inputs and next-token targets, (batch_size, block_size) each, on the run's device (and,
+    for packed conversations, their segment numbers: see ``data/chat_dataset.py``)."""
 
     def __init__(
         self,
-        data: Dataset,
+        data: Dataset | ChatDataset,
         cfg: TrainConfig,
         block_size: int,
         dist: Distributed,
@@ -44,8 +46,7 @@ class Batches:
 
     def get(self, split: str, step: int, micro: int) -> Batch:
         """The micro-batch ``micro`` of step ``step``, on the device (read synchronously)."""
-        x, y = self.on_cpu(split, step, micro)
-        return x.to(self.device), y.to(self.device)
+        return tuple(t.to(self.device) for t in self.on_cpu(split, step, micro))
 
     def train(self, step: int, micro: int) -> Batch:
         """A training micro-batch: read ahead while the loop runs, else read now."""
@@ -56,8 +57,8 @@ class Batches:
     def eval(self, split: str, index: int) -> Batch:
         """Evaluation batch ``index`` of ``split``: the same at every evaluation of the run."""
         rng = batch_rng(self.cfg.seed + 1, split, 0, index)
-        x, y = self.data.get_batch(split, self.cfg.batch_size, self.block_size, rng)
-        return x.to(self.device), y.to(self.device)
+        batch = self.data.get_batch(split, self.cfg.batch_size, self.block_size, rng)
+        return tuple(t.to(self.device) for t in batch)
 
     @contextmanager
     def reading_ahead(self) -> Iterator[None]:

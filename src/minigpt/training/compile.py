@@ -44,8 +44,8 @@ class CompileFallback:
     def compiled(self) -> bool:
         return self.module is not self.eager
 
-    def __call__(self, *args: Any) -> Any:
-        return self.module(*args)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module(*args, **kwargs)
 
     def guard(self, fn: Callable[[], Any], mode: str) -> Any:
         """Run ``fn``; the first time per mode with a compiled model, fall back on failure."""

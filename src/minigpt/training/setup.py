@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from minigpt.checkpoint import Checkpoint, checkpoint_dirs, find_checkpoint
 from minigpt.config import RunConfig, save_config
+from minigpt.data.chat_dataset import ChatDataset
 from minigpt.data.dataset import Dataset
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
@@ -32,6 +33,7 @@ from minigpt.training.distributed import init as init_distributed
 from minigpt.training.monitor import PLOT_FILE, SAMPLES_FILE, TENSORBOARD_DIR, MetricsLog
 from minigpt.training.optim import make_optimizer
 from minigpt.training.planner import auto_batch
+from minigpt.training.sft import adopt_checkpoint, base_fingerprint, fit_vocab, open_training_data
 from minigpt.training.state import TrainState
 
 CONFIG_FILE = "config.toml"
@@ -58,7 +60,7 @@ class RunSetup:
 
     config: RunConfig
     dist: Distributed
-    data: Dataset
+    data: Dataset | ChatDataset
     tokenizer: Tokenizer
     run_dir: Path
     device: torch.device
@@ -87,15 +89,22 @@ def set_up(
     log = Console(dist.is_main, progress)
     if not cfg.data:
         raise MiniGPTError("no dataset given; pass --data DATASET_FOLDER (from `minigpt prepare`)")
-    data = Dataset(cfg.data)
+    data = open_training_data(cfg.data, cfg.data_format, cfg.chat_batching)
     run_dir = Path(cfg.out_dir)
     _check_run_dir(run_dir, resume, force)
     resuming = resume and bool(checkpoint_dirs(run_dir))
-    hf_init = None
+    init_tensors = None
     if is_hf_ref(init_from) and not resuming:
-        fingerprint = data.meta.tokenizer.get("fingerprint")
+        base = base_fingerprint(data)  # a chat dataset may extend the model's tokenizer
+        fingerprint = base or data.meta.tokenizer.get("fingerprint")
         hf_init = adopt_hf_model(init_from, config.model, fingerprint, log)
-        config.model = hf_init.config
+        config.model, init_tensors = fit_vocab(hf_init.config, hf_init.tensors, data, log)
+    elif init_from is not None and isinstance(data, ChatDataset):
+        # fine-tuning takes the model's shape (also when resuming: the flags are the same)
+        config.model, tensors = adopt_checkpoint(
+            find_checkpoint(init_from), config.model, data, log
+        )
+        init_tensors = None if resuming else tensors
     _fit_vocab(config, data)
     data.check_block_size(config.model.block_size)
     tokenizer = data.tokenizer()
@@ -136,8 +145,8 @@ def set_up(
     )
     if resuming:
         _restore(run, find_checkpoint(run_dir))
-    elif hf_init is not None:
-        dist.load_model_state(model, hf_init.tensors)
+    elif init_tensors is not None:
+        dist.load_model_state(model, init_tensors)
     elif init_from is not None:
         ckpt = find_checkpoint(init_from)
         _check_compatible(run, ckpt)

@@ -32,6 +32,7 @@ from minigpt._version import __version__
 from minigpt.checkpoint import checkpoint_dirs
 from minigpt.checkpoint import save_checkpoint as write_checkpoint
 from minigpt.config import RunConfig
+from minigpt.data.chat_dataset import ChatDataset
 from minigpt.errors import MiniGPTError
 from minigpt.evaluation.evaluate import bits_per_byte
 from minigpt.runtime import is_out_of_memory, resolve_compile
@@ -44,6 +45,7 @@ from minigpt.training.monitor import default_callbacks
 from minigpt.training.optim import lr_at
 from minigpt.training.planner import out_of_memory_message
 from minigpt.training.setup import CONFIG_FILE, set_up, write_run_dir
+from minigpt.training.sft import model_inputs
 from minigpt.training.signals import StopSignals, TrainingInterrupted
 from minigpt.training.state import TrainResult
 from minigpt.training.stopping import StopRules
@@ -138,11 +140,11 @@ class Trainer:
             group["lr"] = lr * group.get("lr_scale", 1.0)  # muon: each group its own lr
         total = torch.zeros((), device=self.device)
         for micro in range(self.cfg.grad_accum):
-            x, y = self.batches.train(self.step, micro)
+            args, kwargs = model_inputs(self.batches.train(self.step, micro))
             # distributed: all-reduce the gradients only after the last micro-step
             with self.dist.sync_gradients(micro == self.cfg.grad_accum - 1):
                 with self.autocast():
-                    _, loss = self.forward_model(x, y)
+                    _, loss = self.forward_model(*args, **kwargs)
                     loss = loss / self.cfg.grad_accum
                 self.scaler.scale(loss).backward()
             total += loss.detach()
@@ -178,9 +180,9 @@ class Trainer:
             losses = torch.zeros(self.cfg.eval_iters)
             # distributed: the ranks share the batches out and add up their losses
             for i in self.dist.eval_indices(self.cfg.eval_iters):
-                x, y = self.batches.eval(split, i)
+                args, kwargs = model_inputs(self.batches.eval(split, i))
                 with torch.no_grad(), self.autocast():
-                    _, loss = self.forward_model(x, y)
+                    _, loss = self.forward_model(*args, **kwargs)
                 if i < self.cfg.eval_iters:
                     losses[i] = loss.item()
             out[split] = self.dist.sum(losses).mean().item()
@@ -189,6 +191,9 @@ class Trainer:
 
     def val_bpb(self, loss: float) -> float:
         """Bits per byte of the val split implied by a mean val loss per token."""
+        if isinstance(self.data, ChatDataset):  # the loss is over the replies alone
+            replies = self.data.reply_stats["val"]
+            return bits_per_byte(loss, replies["tokens"], replies["bytes"])
         info = self.data.meta.splits.get("val")
         return bits_per_byte(loss, info.tokens, info.bytes) if info else float("nan")
 

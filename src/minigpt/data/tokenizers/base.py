@@ -11,12 +11,16 @@ from typing import ClassVar
 import numpy as np
 
 TOKENIZER_FILE = "tokenizer.json"
+CHAT_TEMPLATE_FILE = "chat_template.jinja"  # next to tokenizer.json, as transformers saves it
 
 
 class Tokenizer(ABC):
     """The interface the rest of minigpt relies on."""
 
     kind: ClassVar[str]
+    # The Jinja chat template conversations are rendered with (see data/chat_template.py):
+    # saved beside tokenizer.json, so it travels with the tokenizer into runs and exports.
+    chat_template: str | None = None
 
     @property
     @abstractmethod
@@ -59,6 +63,9 @@ class Tokenizer(ABC):
         if path.suffix != ".json":
             path = path / TOKENIZER_FILE
         path.write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")
+        template = path.with_name(CHAT_TEMPLATE_FILE)
+        if self.chat_template is not None and path.name == TOKENIZER_FILE:
+            template.write_text(self.chat_template, encoding="utf-8")
         return path
 
     def fingerprint(self) -> str:

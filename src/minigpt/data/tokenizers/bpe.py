@@ -68,6 +68,7 @@ class BPETokenizer(Tokenizer):
             raise MiniGPTError(
                 f"not a valid tokenizers file ({e}); train the tokenizer again"
             ) from None
+        self.hf.encode_special_tokens = True  # text that spells a special token stays text
         self.data = data
         self._fast = _tiktoken_encoding(data) if _is_plain_byte_level(data) else None
 
@@ -78,8 +79,12 @@ class BPETokenizer(Tokenizer):
         vocab_size: int = 32000,
         min_frequency: int = 2,
         show_progress: bool = False,
+        special_tokens: Sequence[str] = (),
     ) -> BPETokenizer:
-        """Learn merges from ``texts`` until the vocabulary holds ``vocab_size`` tokens."""
+        """Learn merges from ``texts`` until the vocabulary holds ``vocab_size`` tokens.
+
+        ``special_tokens`` (e.g. chat turn markers) are reserved after ``<|endoftext|>``.
+        """
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
 
@@ -90,7 +95,7 @@ class BPETokenizer(Tokenizer):
         trainer = trainers.BpeTrainer(
             vocab_size=vocab_size,
             min_frequency=min_frequency,
-            special_tokens=[EOT],
+            special_tokens=[EOT, *special_tokens],
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             show_progress=show_progress,
         )

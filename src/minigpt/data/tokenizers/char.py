@@ -14,13 +14,16 @@ class CharTokenizer(Tokenizer):
     """One token per Unicode code point seen in the training text.
 
     ``unknown="error"`` (the default) refuses text with characters outside the vocabulary;
-    ``unknown="unk"`` adds an ``<unk>`` token (the last id) and maps them to it.
+    ``unknown="unk"`` adds an ``<unk>`` token (after the characters) and maps them to it.
+    ``specials`` (e.g. chat turn markers) take the ids after those; text never produces them.
     """
 
     kind = "char"
     UNK = "<unk>"
 
-    def __init__(self, chars: Sequence[str], unknown: str = "error") -> None:
+    def __init__(
+        self, chars: Sequence[str], unknown: str = "error", specials: Sequence[str] = ()
+    ) -> None:
         if unknown not in ("error", "unk"):
             raise MiniGPTError(
                 f"unknown-character policy must be 'error' or 'unk', not {unknown!r}"
@@ -29,6 +32,9 @@ class CharTokenizer(Tokenizer):
         self.unknown = unknown
         self.stoi = {c: i for i, c in enumerate(self.chars)}
         self.unk_id = len(self.chars) if unknown == "unk" else None
+        self.specials = list(specials)
+        first = len(self.chars) + (self.unk_id is not None)
+        self._special_ids = {name: first + i for i, name in enumerate(self.specials)}
         # Sorted code points and their ids, for vectorised encoding with searchsorted.
         order = np.argsort([ord(c) for c in self.chars])
         self._codepoints = np.array([ord(self.chars[i]) for i in order], dtype=np.uint32)
@@ -45,11 +51,12 @@ class CharTokenizer(Tokenizer):
 
     @property
     def vocab_size(self) -> int:
-        return len(self.chars) + (1 if self.unk_id is not None else 0)
+        return len(self.chars) + (1 if self.unk_id is not None else 0) + len(self.specials)
 
     @property
     def special_tokens(self) -> dict[str, int]:
-        return {self.UNK: self.unk_id} if self.unk_id is not None else {}
+        unk = {self.UNK: self.unk_id} if self.unk_id is not None else {}
+        return {**unk, **self._special_ids}
 
     def encode_array(self, text: str) -> np.ndarray:
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
@@ -72,12 +79,18 @@ class CharTokenizer(Tokenizer):
         return self.encode_array(text).tolist()
 
     def decode(self, ids: Sequence[int]) -> str:
-        n = len(self.chars)
-        return "".join(self.chars[i] if i < n else self.UNK for i in ids)
+        n, first = len(self.chars), len(self.chars) + (self.unk_id is not None)
+        names = self.specials
+        return "".join(
+            self.chars[i] if i < n else names[i - first] if i >= first else self.UNK for i in ids
+        )
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "version": 1, "chars": self.chars, "unknown": self.unknown}
+        data = {"kind": self.kind, "version": 1, "chars": self.chars, "unknown": self.unknown}
+        if self.specials:  # only then, so older files keep their fingerprint
+            data["specials"] = self.specials
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> CharTokenizer:
-        return cls(data["chars"], unknown=data.get("unknown", "error"))
+        return cls(data["chars"], data.get("unknown", "error"), data.get("specials", ()))
