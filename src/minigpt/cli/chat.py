@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = sample_config_from_args(args)
-    model, tokenizer = load_model(args.checkpoint, device=args.device)
+    model, tokenizer = load_model(args.checkpoint, device=args.device, quantize=args.quantize)
     if sys.stdin.isatty():
         with contextlib.suppress(ImportError):  # not on Windows
             import readline  # noqa: F401  (line editing and history for input())

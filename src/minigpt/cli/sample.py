@@ -11,6 +11,7 @@ from minigpt.cli.common import field_argument
 from minigpt.config.sampling import SampleConfig
 from minigpt.inference.generate import generate_samples, stream_text, unescape
 from minigpt.interop.loader import load_model
+from minigpt.model.quantize import QUANTIZE_CHOICES
 
 # One-letter forms of the flags used most.
 SHORT_FLAGS = {"max_new_tokens": ("-m",), "num_samples": ("-n",)}
@@ -48,6 +49,17 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
                 "--random", action="store_true", help="no fixed seed: new samples every run"
             )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_quantize_argument(parser)
+
+
+def add_quantize_argument(parser: argparse.ArgumentParser) -> None:
+    """--quantize, shared by sample, chat and eval."""
+    parser.add_argument(
+        "--quantize",
+        default="none",
+        choices=QUANTIZE_CHOICES,
+        help="int8: int8 linear layers, faster on CPU (runs on the CPU) (%(default)s)",
+    )
 
 
 def sample_config_from_args(args: argparse.Namespace) -> SampleConfig:
@@ -78,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = sample_config_from_args(args)
-    model, tokenizer = load_model(args.checkpoint, device=args.device)
+    model, tokenizer = load_model(args.checkpoint, device=args.device, quantize=args.quantize)
     prompt = args.prompt
     if config.num_samples == 1:
         sys.stdout.write(prompt)

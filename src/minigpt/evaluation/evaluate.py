@@ -133,14 +133,20 @@ def evaluate_checkpoint(
     dtype: str = "float32",
     progress: bool = False,
     best: bool = False,
+    quantize: str = "none",
 ) -> EvalResult:
     """Evaluate a run, checkpoint or Hugging Face folder on a text file or a dataset's split.
 
     A chat dataset (``prepare --format chat``) is evaluated on its replies only.
+    ``quantize="int8"`` measures the int8 model that ``--quantize int8`` generates with.
     """
     if batch_size <= 0:
         raise MiniGPTError(f"batch size must be positive, got {batch_size}")
-    loaded = open_model(checkpoint, device, best=best)
+    if quantize != "none":
+        if dtype not in ("auto", "float32"):
+            raise MiniGPTError(f"--quantize {quantize} computes in float32; drop --dtype {dtype}")
+        device, dtype = ("cpu" if device == "auto" else device), "float32"
+    loaded = open_model(checkpoint, device, best=best, quantize=quantize)
     model, tokenizer = loaded.model, loaded.tokenizer
     torch_device = resolve_device(device)
     path = Path(data)

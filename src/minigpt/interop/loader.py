@@ -17,6 +17,7 @@ from minigpt.config import RunConfig, config_from_dict
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.interop.hf_import import is_hf_ref, load_hf_model
 from minigpt.model import GPT
+from minigpt.model.quantize import quantize_model
 from minigpt.runtime import resolve_device
 
 
@@ -31,26 +32,39 @@ class LoadedModel:
 
 
 def open_model(
-    path: str | Path, device: str = "auto", *, best: bool = False, hf: bool = True
+    path: str | Path,
+    device: str = "auto",
+    *,
+    best: bool = False,
+    hf: bool = True,
+    quantize: str = "none",
 ) -> LoadedModel:
     """The model (in eval mode, on ``device``) named by ``path``.
 
     ``best``: from a run folder, the checkpoint with the lowest val loss rather than the
     newest good one. ``hf=False`` reads ``path`` as a minigpt run or checkpoint only (the
-    export, whose input cannot already be a Hugging Face folder).
+    export, whose input cannot already be a Hugging Face folder). ``quantize="int8"``: int8
+    linear layers for faster CPU inference (``model/quantize.py``); with ``device="auto"``
+    the model then goes to the CPU, where those kernels run.
     """
+    if quantize != "none" and device == "auto":
+        device = "cpu"
     if hf and is_hf_ref(path):
         model, tokenizer = load_hf_model(path)
-        return LoadedModel(model.to(resolve_device(device)), tokenizer, None, None)
-    ckpt = find_checkpoint(path, best=best)
-    config = config_from_dict(ckpt.state["config"])
-    model = GPT(config.model)
-    load_model_state(model, ckpt.model_tensors())
+        ckpt, config = None, None
+    else:
+        ckpt = find_checkpoint(path, best=best)
+        config = config_from_dict(ckpt.state["config"])
+        model = GPT(config.model)
+        load_model_state(model, ckpt.model_tensors())
+        tokenizer = ckpt.tokenizer()
     model.to(resolve_device(device)).eval()
-    return LoadedModel(model, ckpt.tokenizer(), ckpt, config)
+    return LoadedModel(quantize_model(model, quantize), tokenizer, ckpt, config)
 
 
-def load_model(path: str | Path, device: str = "auto") -> tuple[GPT, Tokenizer]:
+def load_model(
+    path: str | Path, device: str = "auto", quantize: str = "none"
+) -> tuple[GPT, Tokenizer]:
     """The model (in eval mode) and tokenizer of a run, checkpoint or Hugging Face folder."""
-    loaded = open_model(path, device)
+    loaded = open_model(path, device, quantize=quantize)
     return loaded.model, loaded.tokenizer

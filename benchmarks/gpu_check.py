@@ -1,0 +1,349 @@
+"""The GPU check: everything this CPU-only project could not measure, in one run of minutes.
+
+    python benchmarks/gpu_check.py              # on a CUDA machine: measure, print, record
+    python benchmarks/gpu_check.py --dry-run    # the same code paths at tiny sizes, on CPU
+
+On one H100/H200-class GPU it takes a few minutes (well under 8) and measures:
+
+1. training tokens/s and MFU of ``course-100m`` and ``modern-124m`` at bf16 with
+   ``torch.compile`` (the real ``Trainer.train_step``, after warm-up steps that compile);
+2. peak memory of ``course-100m`` at micro-batch 12 against ``minigpt plan``'s estimate, with
+   fp16 and the gradient scaler (as on a T4) and with bf16 (fresh process each, as
+   ``minigpt plan --measure``); more than 15% apart is a failure;
+3. loss parity: the same small model, seed and batches trained 50 steps in fp32, bf16 and
+   fp16; the mixed runs' mean loss over the last 10 steps must be within 2% of fp32's;
+4. KV-cache generation tokens/s at the GPT-2 124M shape (greedy, batch 1), fp32 and bf16.
+
+It prints one table and exits non-zero if anything failed (a crash in one part is a failed row;
+the others still run). On a bare machine with only the repo it first makes ``.venv-gpu-check``
+and installs minigpt there (``pip install -e .``, which brings the CUDA build of torch from
+PyPI), then re-runs itself with that interpreter. Results go to the ``gpu-check`` section of
+BENCHMARKS.md (not with ``--dry-run`` or ``--no-record``). ``tests/test_gpu_check.py`` runs
+the dry run, so the script cannot rot while no GPU is at hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv-gpu-check"
+REQUIRED = ("torch", "numpy", "safetensors", "tqdm", "tomli_w", "tokenizers", "tiktoken", "ftfy")
+MEMORY_TOLERANCE = 0.15
+PARITY_TOLERANCE = 0.02
+
+
+def missing_modules(names: tuple[str, ...] = REQUIRED) -> list[str]:
+    """The modules minigpt needs that this interpreter cannot import."""
+    return [n for n in names if importlib.util.find_spec(n) is None]
+
+
+def bootstrap() -> None:
+    """Re-run under a venv with minigpt installed if this interpreter lacks its requirements."""
+    missing = missing_modules()
+    if not missing:
+        sys.path.insert(0, str(ROOT / "src"))
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        return
+    if Path(sys.executable).resolve().is_relative_to(VENV.resolve()):
+        raise SystemExit(f"gpu_check: still missing {missing} after installing; giving up")
+    print(f"gpu_check: missing {', '.join(missing)}; installing minigpt into {VENV} ...")
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "-e", str(ROOT)], check=True
+    )  # the default torch wheel on Linux is the CUDA build
+    os.execv(str(python), [str(python), __file__, *sys.argv[1:]])
+
+
+@dataclass
+class Row:
+    check: str
+    result: str
+    ok: bool = True
+
+
+@dataclass
+class Sizes:
+    """What the checks run at: the real sizes on a GPU, tiny ones for --dry-run."""
+
+    device: str
+    compile: str
+    train_overrides: dict
+    warmup: int
+    steps: int
+    memory_overrides: dict
+    parity_model: dict
+    parity_steps: int
+    generation_model: dict
+    generation_tokens: int
+
+
+GPU = Sizes(
+    device="cuda",
+    compile="true",
+    train_overrides={},
+    warmup=4,
+    steps=20,
+    memory_overrides={},
+    parity_model=dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=16),
+    parity_steps=50,
+    generation_model=dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768),
+    generation_tokens=200,
+)
+TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, vocab_size=512)
+DRY = Sizes(
+    device="cpu",
+    compile="false",  # compiling on a CPU costs minutes; the GPU run compiles
+    train_overrides=TINY,
+    warmup=1,
+    steps=2,
+    # a logits-heavy model: big enough for the planner's bound to hold on a CPU too
+    memory_overrides=dict(
+        n_layer=1, n_head=2, n_embd=16, block_size=32, vocab_size=8192, batch_size=32
+    ),
+    parity_model=dict(TINY, vocab_size=0),
+    parity_steps=6,
+    generation_model=dict(vocab_size=512, block_size=64, n_layer=2, n_head=2, n_embd=32),
+    generation_tokens=8,
+)
+
+
+def synthetic_dataset(folder: Path) -> Path:
+    """A small character dataset; models with a larger vocabulary treat it as padding."""
+    from minigpt.data.prepare import prepare_dataset
+
+    text = folder / "text.txt"
+    words = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while",
+             "seven", "wizards", "hex")  # fmt: skip
+    lines = (" ".join(words[(i * 7 + j) % len(words)] for j in range(12)) for i in range(6000))
+    text.write_text("\n".join(lines), encoding="utf-8")
+    return prepare_dataset([text], folder / "ds", quiet=True)
+
+
+def config_for(preset: str | None, data: Path, out: Path, sizes: Sizes, **overrides):
+    from minigpt.config import load_config
+
+    base = dict(data=str(data), out_dir=str(out), device=sizes.device, grad_accum=1)
+    return load_config(preset, overrides={**base, **overrides})
+
+
+def throughput(preset: str, data: Path, tmp: Path, sizes: Sizes) -> Row:
+    """Tokens/s and MFU of ``preset`` at bf16 with compile, over timed optimizer steps."""
+    import torch
+
+    from minigpt.model.sizing import flops_per_token
+    from minigpt.training.monitor import gpu_peak_flops, mfu
+    from minigpt.training.trainer import Trainer
+
+    config = config_for(
+        preset, data, tmp / preset, sizes, dtype="bfloat16", compile=sizes.compile,
+        **sizes.train_overrides,
+    )  # fmt: skip
+    trainer = Trainer(config, force=True, watch=False)
+    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+    start = time.perf_counter()
+    for _ in range(sizes.warmup):
+        trainer.train_step()
+    sync()
+    warm = time.perf_counter() - start
+    times = []
+    for _ in range(sizes.steps):
+        start = time.perf_counter()
+        trainer.train_step()
+        sync()
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    tokens = trainer.tokens_per_step / seconds
+    peak = gpu_peak_flops(trainer.device, torch.bfloat16)
+    util = mfu(flops_per_token(config.model), tokens, peak)
+    mfu_text = f"MFU {util:.1%}" if util is not None else "MFU n/a (no GPU peak known)"
+    compiled = "compiled" if trainer.forward_model is not trainer.model else "eager"
+    return Row(
+        f"train {preset} (bf16, {compiled}, micro {config.train.batch_size})",
+        f"{tokens:,.0f} tok/s, {seconds * 1000:.1f} ms/step, {mfu_text}; "
+        f"warm-up {sizes.warmup} steps {warm:.0f} s",
+    )
+
+
+def memory(data: Path, tmp: Path, sizes: Sizes) -> list[Row]:
+    """``minigpt plan --measure`` for course-100m at micro-batch 12, fp16 and bf16.
+
+    Both run in one fresh process (``memprobe``), each from a reset peak.
+    """
+    import dataclasses
+
+    import torch
+
+    from minigpt.model.sizing import sized_model_config
+    from minigpt.runtime import resolve_device, resolve_dtype
+    from minigpt.training.memprobe import measure_peaks
+    from minigpt.training.planner import estimate_memory
+
+    configs, estimates = [], []
+    for dtype in ("float16", "bfloat16"):
+        overrides = {"batch_size": 12, **sizes.memory_overrides}
+        config = config_for(
+            "course-100m", data, tmp / f"mem-{dtype}", sizes, dtype=dtype, compile="false",
+            **overrides,
+        )  # fmt: skip
+        device = resolve_device(config.train.device)
+        model = sized_model_config(config)
+        mixed = resolve_dtype(dtype, device) != torch.float32
+        estimates.append(
+            estimate_memory(model, config.train.batch_size, mixed=mixed, device_type=device.type)
+        )
+        configs.append(dataclasses.replace(config, model=model))
+    rows = []
+    for config, estimate, measured in zip(configs, estimates, measure_peaks(configs), strict=True):
+        ratio = estimate.peak / measured
+        scaler = " + scaler" if config.train.dtype == "float16" else ""
+        rows.append(
+            Row(
+                f"peak memory course-100m micro {config.train.batch_size} "
+                f"({config.train.dtype}{scaler})",
+                f"measured {measured / 2**20:,.0f} MiB, plan {estimate.peak / 2**20:,.0f} MiB, "
+                f"plan/measured {ratio:.2f}",
+                abs(ratio - 1) <= MEMORY_TOLERANCE,
+            )
+        )
+    return rows
+
+
+def parity(data: Path, tmp: Path, sizes: Sizes) -> list[Row]:
+    """The same run in fp32, bf16 and fp16 (with the scaler); mixed must track fp32."""
+    from minigpt.training.trainer import Trainer
+
+    curves = {}
+    for dtype in ("float32", "bfloat16", "float16"):
+        config = config_for(
+            None, data, tmp / f"parity-{dtype}", sizes, dtype=dtype, compile="false",
+            dropout=0.0, lr=1e-3, warmup_iters=5, max_iters=sizes.parity_steps,
+            **sizes.parity_model,
+        )  # fmt: skip
+        trainer = Trainer(config, force=True, watch=False)
+        curves[dtype] = [trainer.train_step() for _ in range(sizes.parity_steps)]
+    tail = max(1, min(10, sizes.parity_steps // 2))
+    ref = statistics.mean(curves["float32"][-tail:])
+    rows = []
+    for dtype in ("bfloat16", "float16"):
+        mean = statistics.mean(curves[dtype][-tail:])
+        change = mean / ref - 1
+        rows.append(
+            Row(
+                f"loss parity {dtype} vs float32 ({sizes.parity_steps} steps)",
+                f"last-{tail} mean {mean:.5f} vs {ref:.5f} ({change:+.3%}); "
+                f"first step {curves[dtype][0]:.5f} vs {curves['float32'][0]:.5f}",
+                abs(change) <= PARITY_TOLERANCE,
+            )
+        )
+    return rows
+
+
+def generation(sizes: Sizes) -> list[Row]:
+    """Greedy KV-cache decoding, batch 1, at the GPT-2 124M shape in fp32 and bf16."""
+    import torch
+
+    from minigpt.config import ModelConfig
+    from minigpt.model import GPT
+
+    torch.manual_seed(0)
+    device = torch.device(sizes.device)
+    model = GPT(ModelConfig(dropout=0.0, **sizes.generation_model)).to(device).eval()
+    prompt = torch.randint(0, model.config.vocab_size, (1, 16), device=device)
+    rows = []
+    for dtype in (torch.float32, torch.bfloat16):
+        model.to(dtype)
+        model.generate(prompt, 4, temperature=0.0)  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = model.generate(prompt, sizes.generation_tokens, temperature=0.0)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        assert out.shape == (1, 16 + sizes.generation_tokens)
+        name = str(dtype).removeprefix("torch.")
+        params = model.num_params() / 1e6
+        rows.append(
+            Row(
+                f"generation {params:.0f}M {name} (KV cache, greedy, batch 1)",
+                f"{sizes.generation_tokens / seconds:,.1f} tok/s",
+            )
+        )
+    return rows
+
+
+def guarded(name: str, fn: Callable[[], Row | list[Row]]) -> list[Row]:
+    """A check's rows, or one failed row with the error if it crashed."""
+    try:
+        result = fn()
+    except Exception as e:  # one broken check must not hide the others
+        traceback.print_exc()
+        return [Row(name, f"FAILED: {type(e).__name__}: {str(e).splitlines()[0][:160]}", False)]
+    return result if isinstance(result, list) else [result]
+
+
+def run_checks(sizes: Sizes) -> list[Row]:
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        data = synthetic_dataset(tmp)
+        for preset in ("course-100m", "modern-124m"):
+            rows += guarded(f"train {preset}", lambda p=preset: throughput(p, data, tmp, sizes))
+        rows += guarded("peak memory", lambda: memory(data, tmp, sizes))
+        rows += guarded("loss parity", lambda: parity(data, tmp, sizes))
+        rows += guarded("generation", lambda: generation(sizes))
+    return rows
+
+
+def table(rows: list[Row], header: str) -> str:
+    lines = [header, "", "| check | result | ok |", "| --- | --- | --- |"]
+    lines += [f"| {r.check} | {r.result} | {'yes' if r.ok else '**FAIL**'} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU")
+    parser.add_argument("--no-record", action="store_true", help="do not update BENCHMARKS.md")
+    args = parser.parse_args()
+    bootstrap()
+    import torch
+
+    if not args.dry_run and not torch.cuda.is_available():
+        print("gpu_check: no CUDA GPU here (torch.cuda.is_available() is False); "
+              "use --dry-run to test the script on a CPU")  # fmt: skip
+        return 2
+    sizes = DRY if args.dry_run else GPU
+    start = time.perf_counter()
+    rows = run_checks(sizes)
+    from record import machine_description
+
+    header = (
+        f"Machine: {machine_description()}. Command: `python benchmarks/gpu_check.py"
+        f"{' --dry-run' if args.dry_run else ''}`; {time.perf_counter() - start:.0f} s in all."
+    )
+    text = table(rows, header)
+    print(text)
+    if not args.dry_run and not args.no_record:
+        from record import update_section
+
+        update_section("gpu-check", "## GPU check (issue 17)\n\n" + text)
+    return 0 if all(r.ok for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

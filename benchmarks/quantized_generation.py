@@ -1,0 +1,170 @@
+"""Int8 generation on CPU: speed against transformers at GPT-2 124M, quality on a trained model.
+
+    PYTHONPATH=src python benchmarks/quantized_generation.py --run RUN --data DATASET
+
+Speed: one GPT-2-124M-shaped model (random weights: speed does not depend on what was learned),
+copied into transformers' ``GPT2LMHeadModel`` (the export's weight mapping), is timed three ways
+in one process, taking turns for ``--rounds`` rounds: transformers' ``generate`` (greedy, its
+KV cache), minigpt fp32, and minigpt with ``--quantize int8``. Greedy, batch 1,
+``--tokens`` new tokens after a 16-token prompt; the medians and their ratios are reported.
+
+Quality (``--run``, a model trained here, and ``--data``, its dataset): val perplexity of the
+fp32 and the int8 model over the whole val split (``minigpt eval``), and for three prompts how
+many greedy tokens the int8 model produces before it first differs from fp32.
+
+Results go to the ``quantized-generation`` section of BENCHMARKS.md (``--no-record``: print).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+
+from minigpt.config import ModelConfig
+from minigpt.evaluation.evaluate import evaluate_checkpoint
+from minigpt.inference.generate import prompt_ids
+from minigpt.interop.hf_import import to_hf_tensors
+from minigpt.interop.loader import load_model
+from minigpt.model import GPT
+from minigpt.model.quantize import quantize_model
+from record import machine_description, update_section
+
+PROMPTS = ("ROMEO:\n", "First Citizen:\nWe are", "The king ")
+
+
+def greedy_tokens_per_second(generate, prompt: torch.Tensor, new: int) -> tuple[float, list]:
+    start = time.perf_counter()
+    out = generate(prompt, new)
+    return new / (time.perf_counter() - start), out
+
+
+def speed(tokens: int, rounds: int) -> list[tuple[str, float]]:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+    fp32 = GPT(config).eval()
+    int8 = quantize_model(copy.deepcopy(fp32), "int8")
+    hf_config = transformers.GPT2Config(n_embd=768, n_layer=12, n_head=12, n_positions=1024)
+    hf = transformers.GPT2LMHeadModel(hf_config).eval()
+    hf.load_state_dict(to_hf_tensors(fp32.state_dict(), config), strict=False)
+
+    @torch.no_grad()
+    def run_hf(prompt: torch.Tensor, new: int) -> list[int]:
+        out = hf.generate(
+            prompt, max_new_tokens=new, min_new_tokens=new, do_sample=False,
+            pad_token_id=0, attention_mask=torch.ones_like(prompt),
+        )  # fmt: skip
+        return out[0, prompt.size(1) :].tolist()
+
+    def minigpt(model):
+        def run(prompt: torch.Tensor, new: int) -> list[int]:
+            return model.generate(prompt, new, temperature=0.0)[0, prompt.size(1) :].tolist()
+
+        return run
+
+    paths = {
+        "transformers fp32": run_hf,
+        "minigpt fp32": minigpt(fp32),
+        "minigpt int8": minigpt(int8),
+    }
+    prompt = torch.randint(0, 50257, (1, 16), generator=torch.Generator().manual_seed(0))
+    outputs = {name: run(prompt, 8) for name, run in paths.items()}  # warm-up
+    if outputs["transformers fp32"] != outputs["minigpt fp32"]:
+        raise SystemExit("minigpt and transformers disagree on the same weights")
+    speeds: dict[str, list[float]] = {name: [] for name in paths}
+    for r in range(rounds):
+        for name, run in paths.items():
+            tps, _ = greedy_tokens_per_second(run, prompt, tokens)
+            speeds[name].append(tps)
+            print(f"round {r + 1}: {name} {tps:.1f} tok/s", flush=True)
+    return [(name, statistics.median(v)) for name, v in speeds.items()]
+
+
+def agreement(a: list[int], b: list[int]) -> int:
+    """Tokens until the first difference."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def quality(run: str, data: str, new: int) -> dict:
+    fp32_eval = evaluate_checkpoint(run, data, device="cpu")
+    int8_eval = evaluate_checkpoint(run, data, device="cpu", quantize="int8")
+    fp32, tokenizer = load_model(run, device="cpu")
+    int8, _ = load_model(run, device="cpu", quantize="int8")
+    matches = []
+    for text in PROMPTS:
+        prompt = torch.tensor([prompt_ids(tokenizer, text)])
+        a = fp32.generate(prompt, new, temperature=0.0)[0, prompt.size(1) :].tolist()
+        b = int8.generate(prompt, new, temperature=0.0)[0, prompt.size(1) :].tolist()
+        matches.append(agreement(a, b))
+    return dict(fp32=fp32_eval, int8=int8_eval, matches=matches)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", help="a run trained here, for the quality numbers")
+    parser.add_argument("--data", help="its dataset folder (val split)")
+    parser.add_argument("--tokens", type=int, default=500, help="new tokens per timed run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--match-tokens", type=int, default=200, help="greedy tokens compared")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's)")
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    lines = []
+    if args.run and args.data:
+        q = quality(args.run, args.data, args.match_tokens)
+        change = q["int8"].perplexity / q["fp32"].perplexity - 1
+        lines += [
+            f"Quality on `{args.run}` (val split of `{args.data}`, {q['fp32'].tokens:,} tokens):",
+            "",
+            "| model | val loss | val perplexity |",
+            "| --- | --- | --- |",
+            f"| fp32 | {q['fp32'].loss:.4f} | {q['fp32'].perplexity:.4f} |",
+            f"| int8 | {q['int8'].loss:.4f} | {q['int8'].perplexity:.4f} ({change:+.2%}) |",
+            "",
+            f"Greedy continuations of {len(PROMPTS)} prompts, {args.match_tokens} tokens each: "
+            "int8 matches fp32 for the first "
+            + ", ".join(f"{m}" for m in q["matches"])
+            + " tokens.",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+    rows = speed(args.tokens, args.rounds)
+    base = dict(rows)["transformers fp32"]
+    table = [
+        f"Speed, GPT-2 124M shape, greedy, batch 1, {args.tokens} new tokens, median of "
+        f"{args.rounds} alternating rounds:",
+        "",
+        "| path | tokens/s | vs transformers |",
+        "| --- | --- | --- |",
+        *[f"| {name} | {tps:.1f} | {tps / base:.2f}x |" for name, tps in rows],
+    ]
+    command = "PYTHONPATH=src python benchmarks/quantized_generation.py" + (
+        f" --run RUN --data DATASET --tokens {args.tokens} --rounds {args.rounds}"
+    )
+    text = "\n".join(
+        [
+            "## Int8 generation on CPU (issue 17)",
+            "",
+            f"Machine: {machine_description()}. Command: `{command}`.",
+            "",
+            *lines,
+            *table,
+        ]
+    )
+    print(text)
+    if not args.no_record:
+        update_section("quantized-generation", text)
+
+
+if __name__ == "__main__":
+    main()

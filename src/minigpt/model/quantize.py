@@ -1,0 +1,81 @@
+"""Int8 inference on CPU: the model's linear layers with int8 weights, for faster generation.
+
+Generating a token reads every weight once, so on a CPU decoding is bound by memory traffic
+(a 124M model is 0.5 GB of fp32 weights per token). ``quantize_model(model, "int8")`` swaps
+every ``nn.Linear`` (the blocks' projections and the output head) for PyTorch's dynamically
+quantized linear layer: weights stored once as int8 with one scale per output channel, and
+activations quantized to int8 on the fly, per call, so the matmul itself runs in int8 on the
+CPU's integer units (the fbgemm / x86 kernels). A quarter of the bytes to read, and those
+kernels are fast at batch 1.
+
+Why this kernel, measured on the 124M shape (BENCHMARKS.md, ``benchmarks/quantized_generation.py``):
+torchao's int8 configs (the successor library) dequantize the whole weight on every call unless
+the model is compiled, which made eager decoding 3x slower than fp32 here; PyTorch's
+weight-only kernel (``torch._weight_int8pack_mm``) was 1.2-1.4x fp32; the dynamic int8 layers
+were 2-2.6x. They come from ``torch.ao.quantization``, which PyTorch has marked for migration
+to torchao: if a future torch drops them, ``--quantize int8`` says so in one line.
+
+The token embedding stays fp32 (a lookup reads one row per token). With tied embeddings the
+output head gets its own int8 copy of the shared matrix, so the embedding is unchanged. Only
+inference: a quantized model cannot be trained, saved as a checkpoint, or run on a GPU.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from minigpt.errors import MiniGPTError
+
+QUANTIZE_CHOICES = ("none", "int8")
+
+
+def quantize_model(model: nn.Module, mode: str = "int8") -> nn.Module:
+    """``model`` (in eval mode) with its ``nn.Linear`` layers quantized in place; ``none`` is a no-op."""
+    if mode in ("none", "", None):
+        return model
+    if mode not in QUANTIZE_CHOICES:
+        raise MiniGPTError(
+            f"unknown quantization {mode!r}; use one of {', '.join(QUANTIZE_CHOICES)}"
+        )
+    devices = {p.device.type for p in model.parameters()}
+    if devices != {"cpu"}:
+        raise MiniGPTError(
+            f"--quantize {mode} runs on the CPU only (the model is on {', '.join(sorted(devices))}); "
+            "add --device cpu"
+        )
+    engine = _engine()
+    ao = getattr(torch, "ao", None)
+    quantization = getattr(ao, "quantization", None)
+    if quantization is None or not hasattr(quantization, "quantize_dynamic"):
+        raise MiniGPTError(
+            f"--quantize {mode} needs torch.ao.quantization, which torch {torch.__version__} "
+            "does not have; run without --quantize"
+        )
+    torch.backends.quantized.engine = engine
+    model.float().eval()  # the int8 layers take fp32 activations
+    with warnings.catch_warnings():
+        # torch.ao.quantization warns that it is moving to torchao; the kernels are the same.
+        warnings.simplefilter("ignore")
+        quantization.quantize_dynamic(
+            model, {nn.Linear: quantization.per_channel_dynamic_qconfig}, inplace=True
+        )
+    return model
+
+
+def _engine() -> str:
+    """The int8 kernel library for this CPU: x86 (fbgemm + oneDNN), fbgemm, or qnnpack on ARM."""
+    engines = torch.backends.quantized.supported_engines
+    for name in ("x86", "fbgemm", "qnnpack"):
+        if name in engines:
+            return name
+    raise MiniGPTError(
+        f"this build of torch has no int8 CPU kernels (engines: {engines}); run without --quantize"
+    )
+
+
+def is_quantized(model: nn.Module) -> bool:
+    """Whether any layer of ``model`` holds int8 weights (from ``quantize_model``)."""
+    return any("quantized" in type(m).__module__ for m in model.modules())

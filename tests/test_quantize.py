@@ -1,0 +1,95 @@
+"""Int8 inference (model/quantize.py): what changes, what must not, and the clear refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from minigpt.cli import main
+from minigpt.config import ModelConfig
+from minigpt.errors import MiniGPTError
+from minigpt.evaluation.evaluate import evaluate_checkpoint
+from minigpt.inference.generate import generate_text
+from minigpt.interop.loader import load_model
+from minigpt.model import GPT
+from minigpt.model.quantize import is_quantized, quantize_model
+
+
+def tiny_model(**overrides) -> GPT:
+    torch.manual_seed(0)
+    config = dict(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=64, dropout=0.0)
+    return GPT(ModelConfig(**{**config, **overrides})).eval()
+
+
+def linears(model: torch.nn.Module) -> list[str]:
+    return [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]
+
+
+def test_every_linear_becomes_int8_and_the_embedding_stays_fp32():
+    model = tiny_model()
+    wte = model.transformer.wte.weight.detach().clone()
+    assert linears(model) and not is_quantized(model)
+    assert quantize_model(model, "int8") is model
+    assert linears(model) == [] and is_quantized(model)
+    # The tied head got its own int8 copy; the embedding it shared is untouched.
+    assert torch.equal(model.transformer.wte.weight, wte)
+    assert model.transformer.wte.weight.dtype == torch.float32
+
+
+@pytest.mark.parametrize("modern", [False, True])
+def test_int8_logits_stay_close_to_fp32(modern):
+    options = dict(pos="rope", norm="rmsnorm", qk_norm=True, mlp="relu2", tie_embeddings=False)
+    model = tiny_model(**(options if modern else {}))
+    idx = torch.randint(0, 65, (3, 32), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref, _ = model(idx)
+        quantize_model(model, "int8")
+        out, _ = model(idx)
+    assert not torch.equal(out, ref)  # it really runs other kernels
+    assert ((out - ref).norm() / ref.norm()).item() < 0.05
+
+
+def test_none_leaves_the_model_alone():
+    model = tiny_model()
+    quantize_model(model, "none")
+    assert not is_quantized(model) and linears(model)
+
+
+def test_unknown_mode_and_gpu_models_are_refused():
+    with pytest.raises(MiniGPTError, match="unknown quantization 'int3'"):
+        quantize_model(tiny_model(), "int3")
+    model = tiny_model()
+    meta = model.to("meta")  # stands in for a model on a GPU: not on the CPU
+    with pytest.raises(MiniGPTError, match="runs on the CPU only.*--device cpu"):
+        quantize_model(meta, "int8")
+
+
+def test_loader_sample_and_eval_take_quantize(trained_run, capsys):
+    model, tok = load_model(trained_run, device="auto", quantize="int8")
+    assert is_quantized(model) and next(model.parameters()).device.type == "cpu"
+    fp32, _ = load_model(trained_run, device="cpu")
+    greedy = dict(temperature=0.0, seed=0)
+    # A tiny trained model: int8 rounding leaves its greedy continuation as it was.
+    assert generate_text(model, tok, "To be", 24, **greedy) == generate_text(
+        fp32, tok, "To be", 24, **greedy
+    )
+    assert main(["sample", str(trained_run), "--quantize", "int8", "-m", "10", "--seed", "1"]) == 0
+    assert len(capsys.readouterr().out) > 10
+
+
+def test_eval_with_int8_is_within_a_percent(trained_run, dataset):
+    fp32 = evaluate_checkpoint(trained_run, dataset, device="cpu")
+    int8 = evaluate_checkpoint(trained_run, dataset, device="cpu", quantize="int8")
+    assert int8.tokens == fp32.tokens
+    assert int8.loss != fp32.loss
+    assert abs(int8.perplexity / fp32.perplexity - 1) < 0.01
+    with pytest.raises(MiniGPTError, match="computes in float32"):
+        evaluate_checkpoint(trained_run, dataset, quantize="int8", dtype="bfloat16")
+
+
+def test_eval_cli_quantize(trained_run, dataset, capsys):
+    code = main(["eval", str(trained_run), "--data", str(dataset), "--quantize", "int8", "--json"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["loss"] > 0
