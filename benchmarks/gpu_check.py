@@ -170,7 +170,7 @@ def throughput(preset: str, data: Path, tmp: Path, sizes: Sizes) -> Row:
     peak = gpu_peak_flops(trainer.device, torch.bfloat16)
     util = mfu(flops_per_token(config.model), tokens, peak)
     mfu_text = f"MFU {util:.1%}" if util is not None else "MFU n/a (no GPU peak known)"
-    compiled = "compiled" if trainer.forward_model is not trainer.model else "eager"
+    compiled = "compiled" if trainer.forward_model.compiled else "eager"
     return Row(
         f"train {preset} (bf16, {compiled}, micro {config.train.batch_size})",
         f"{tokens:,.0f} tok/s, {seconds * 1000:.1f} ms/step, {mfu_text}; "
