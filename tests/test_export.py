@@ -160,13 +160,13 @@ def test_init_from_hf_needs_a_dataset_with_its_tokenizer(tmp_path, dataset, bpe_
     assert_one_line_error(code, err, f"--tokenizer hf:{gpt2}")
 
 
-def test_export_refuses_a_modern_architecture_in_one_line(tmp_path, capsys):
-    """A rotary/RMSNorm model is no GPT-2: refused by name, nothing written."""
+def test_export_without_remote_code_refuses_what_no_class_computes_in_one_line(tmp_path, capsys):
+    """Rotary + RMSNorm + GELU: no transformers class; refused by name, nothing written."""
     config = load_config(overrides={**TINY, "vocab_size": 40, "pos": "rope", "norm": "rmsnorm"})
     tokenizer = CharTokenizer.train([SMALL_TEXT])
     state = {"config": config.to_dict()}
     save_checkpoint(tmp_path / "run", 1, GPT(config.model), None, state, tokenizer)
     out = tmp_path / "export"
-    code, _, err = run_cli(capsys, "export", tmp_path / "run", "--out", out)
-    assert_one_line_error(code, err, "cannot express this model's pos='rope', norm='rmsnorm'")
+    code, _, err = run_cli(capsys, "export", tmp_path / "run", "--out", out, "--no-remote-code")
+    assert_one_line_error(code, err, "the closest, Llama, cannot express its mlp='gelu'")
     assert not out.exists()

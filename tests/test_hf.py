@@ -107,19 +107,36 @@ def test_options_gpt2_cannot_express_are_refused_by_name():
         hf_architecture(Modern(vocab_size=10, rope=True, softcap=30.0))
 
 
-def test_modern_options_are_refused_by_name_and_init_options_export():
-    modern = ModelConfig(vocab_size=10, pos="rope", norm="rmsnorm", mlp="swiglu")
-    with pytest.raises(MiniGPTError, match=r"pos='rope', norm='rmsnorm', mlp='swiglu'"):
-        hf_architecture(modern)
-    # Zero-initialised projections change the start of training, not what the weights compute.
-    assert hf_architecture(ModelConfig(vocab_size=10, zero_init_proj=True))["model_type"] == "gpt2"
-    # rope_base means nothing with learned positions; with rope, both are named.
-    assert hf_architecture(ModelConfig(vocab_size=10, rope_base=500.0))["model_type"] == "gpt2"
-    with pytest.raises(MiniGPTError, match=r"pos='rope', rope_base=500\.0"):
-        hf_architecture(ModelConfig(vocab_size=10, pos="rope", rope_base=500.0))
-    for options, name in [({"qk_norm": True}, "qk_norm=True"), ({"logit_softcap": 30.0}, "30.0")]:
-        with pytest.raises(MiniGPTError, match=re.escape(name)):
-            hf_architecture(ModelConfig(vocab_size=10, **options))
+@pytest.mark.parametrize(
+    ("options", "model_type"),
+    [
+        ({}, "gpt2"),
+        ({"bias": False, "tie_embeddings": False}, "gpt2"),
+        ({"pos": "rope", "norm": "rmsnorm", "mlp": "swiglu"}, "llama"),
+        ({"pos": "rope", "norm": "rmsnorm", "mlp": "swiglu", "qk_norm": True, "bias": False}, "qwen3"),
+        ({"pos": "rope", "norm": "rmsnorm", "mlp": "relu2"}, "arcee"),
+        ({"pos": "rope", "norm": "rmsnorm", "mlp": "relu2", "qk_norm": True}, "minigpt"),
+        ({"pos": "rope", "norm": "rmsnorm", "mlp": "swiglu", "logit_softcap": 30.0}, "minigpt"),
+        ({"pos": "rope", "norm": "rmsnorm", "mlp": "swiglu", "qk_norm": True}, "minigpt"),
+        ({"norm": "rmsnorm"}, "minigpt"),
+        # An initialisation scheme changes training, not the function: any class takes it;
+        # rope_base means nothing with learned positions.
+        ({"zero_init_proj": True, "rope_base": 500.0}, "gpt2"),
+    ],
+)
+def test_each_model_exports_to_the_class_that_computes_it(options, model_type):
+    assert hf_architecture(ModelConfig(vocab_size=10, **options))["model_type"] == model_type
+
+
+def test_without_remote_code_options_no_class_computes_are_refused_by_name():
+    relu2_qk = ModelConfig(vocab_size=10, pos="rope", norm="rmsnorm", mlp="relu2", qk_norm=True)
+    with pytest.raises(MiniGPTError, match=r"the closest, Arcee, cannot express its qk_norm=True"):
+        hf_architecture(relu2_qk, remote_code=False)
+    with pytest.raises(MiniGPTError, match=r"Llama, cannot express its logit_softcap=30\.0"):
+        hf_architecture(
+            ModelConfig(vocab_size=10, pos="rope", norm="rmsnorm", mlp="swiglu", logit_softcap=30.0),
+            remote_code=False,
+        )
 
 
 @pytest.mark.parametrize(
@@ -181,7 +198,7 @@ def write_config(folder, **changes):
 @pytest.mark.parametrize(
     ("changes", "pattern"),
     [
-        ({"model_type": "llama"}, "is a 'llama' model; minigpt imports only the GPT-2 family"),
+        ({"model_type": "mamba"}, "is a 'mamba' model; minigpt imports the architectures it"),
         ({"activation_function": "relu"}, "activation_function='relu'"),
         ({"n_inner": 100}, "n_inner=100"),
         ({"scale_attn_by_inverse_layer_idx": True}, "scale_attn_by_inverse_layer_idx=True"),

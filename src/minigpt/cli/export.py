@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from minigpt.interop.hf_export import DTYPES, FORMATS, LOGITS_TOLERANCE, export_hf
+from minigpt.interop.hf_export import DTYPES, LOGITS_TOLERANCE, export_hf
+
+FORMATS = ("hf",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--best", action="store_true", help="the run's best checkpoint by val loss")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument(
+        "--no-remote-code",
+        action="store_true",
+        help="refuse a model no transformers class computes exactly, instead of writing "
+        "minigpt's own model code into the folder (trust_remote_code=True)",
+    )
+    p.add_argument(
         "--no-check",
         action="store_true",
         help="skip loading the export with transformers to compare its logits and tokenizer",
@@ -37,10 +45,11 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         check=not args.no_check,
         best=args.best,
+        remote_code=not args.no_remote_code,
     )
     print(
-        f"exported {result.checkpoint} (iteration {result.iteration}) to {result.folder}: "
-        + ", ".join(result.files)
+        f"exported {result.checkpoint} (iteration {result.iteration}) to {result.folder} "
+        f"as {result.architecture}: " + ", ".join(result.files)
     )
     for note in result.notes:
         print(f"note: {note}")
