@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 
 import pytest
 import torch
@@ -113,7 +112,10 @@ def test_options_gpt2_cannot_express_are_refused_by_name():
         ({}, "gpt2"),
         ({"bias": False, "tie_embeddings": False}, "gpt2"),
         ({"pos": "rope", "norm": "rmsnorm", "mlp": "swiglu"}, "llama"),
-        ({"pos": "rope", "norm": "rmsnorm", "mlp": "swiglu", "qk_norm": True, "bias": False}, "qwen3"),
+        (
+            {"pos": "rope", "norm": "rmsnorm", "mlp": "swiglu", "qk_norm": True, "bias": False},
+            "qwen3",
+        ),
         ({"pos": "rope", "norm": "rmsnorm", "mlp": "relu2"}, "arcee"),
         ({"pos": "rope", "norm": "rmsnorm", "mlp": "relu2", "qk_norm": True}, "minigpt"),
         ({"pos": "rope", "norm": "rmsnorm", "mlp": "swiglu", "logit_softcap": 30.0}, "minigpt"),
@@ -134,7 +136,9 @@ def test_without_remote_code_options_no_class_computes_are_refused_by_name():
         hf_architecture(relu2_qk, remote_code=False)
     with pytest.raises(MiniGPTError, match=r"Llama, cannot express its logit_softcap=30\.0"):
         hf_architecture(
-            ModelConfig(vocab_size=10, pos="rope", norm="rmsnorm", mlp="swiglu", logit_softcap=30.0),
+            ModelConfig(
+                vocab_size=10, pos="rope", norm="rmsnorm", mlp="swiglu", logit_softcap=30.0
+            ),
             remote_code=False,
         )
 
