@@ -58,7 +58,7 @@ def choose_architecture(config: ModelConfig, remote_code: bool = True) -> HFArch
             return arch
     if remote_code and not REMOTE.blockers(config):
         return REMOTE
-    closest = min(EXACT, key=lambda a: len(a.blockers(config)))
+    closest = closest_architecture(config, EXACT)
     way_out = (
         "export with remote code (drop --no-remote-code), or train with the options it has"
         if remote_code is False and not REMOTE.blockers(config)
@@ -68,6 +68,13 @@ def choose_architecture(config: ModelConfig, remote_code: bool = True) -> HFArch
         f"no transformers class computes this model exactly: the closest, {closest.name}, "
         f"cannot express its {', '.join(closest.blockers(config))}; {way_out}"
     )
+
+
+def closest_architecture(
+    config: ModelConfig, candidates: tuple[HFArchitecture, ...]
+) -> HFArchitecture:
+    """The candidate that would need the fewest of ``config``'s options changed."""
+    return min(candidates, key=lambda a: len(a.blockers(config)))
 
 
 def hf_architecture(config: ModelConfig, remote_code: bool = True) -> dict[str, Any]:
