@@ -15,6 +15,11 @@ cosine decay over 2000 steps, dropout 0, GPT-2 architecture), ``cpu-fast`` (the 
 measured duration, for the equal-time comparison). Reported: wall time and tokens to reach
 val 1.89 (linear interpolation between evaluations), val loss at equal time, ms per step.
 
+``--standard --seeds 2``: cpu-fast against its standard-class variants (``STANDARD``: the
+options that make it exactly Qwen3, so it exports without remote code and to GGUF), each with
+two seeds, all in one race; reported: the mean final val loss, the time to val 1.89, and the
+time per step against cpu-fast's.
+
 The ablation runs the preset and, for each modern option, the preset with that one option set
 back to the classic choice, all for the preset's number of steps; it reports the final val
 loss and the time per step of each, so each option's contribution to quality and to speed.
@@ -64,6 +69,12 @@ ABLATIONS = {
     "normal init (no zero_init_proj)": dict(zero_init_proj=False),
     "adamw (no muon)": dict(optimizer="adamw", lr=2e-3),
     "cosine schedule (no wsd)": dict(schedule="cosine"),
+}
+# cpu-fast with the options that make it a standard transformers / llama.cpp class (issue 16):
+# SwiGLU instead of ReLU² and no soft-cap is exactly Qwen3 (rope, RMSNorm, QK-norm, no biases).
+STANDARD = {
+    "qwen3 class (swiglu, no soft-cap)": dict(mlp="swiglu", logit_softcap=0.0),
+    "qwen3 class, tied head": dict(mlp="swiglu", logit_softcap=0.0, tie_embeddings=True),
 }
 
 
@@ -268,15 +279,29 @@ def run_race(data: str, root: Path, args: argparse.Namespace) -> dict:
 
 
 def run_ablation(
-    data: str, root: Path, slice_s: float, max_minutes: float, steps: int | None
+    data: str,
+    root: Path,
+    slice_s: float,
+    max_minutes: float,
+    steps: int | None,
+    changes: dict[str, dict] | None = None,
+    seeds: int = 1,
 ) -> dict:
+    """cpu-fast against cpu-fast with each of ``changes`` (ABLATIONS by default), each with
+    ``seeds`` seeds, all taking turns in one race."""
     fast = dict(PRESETS["cpu-fast"])
     if steps:  # a shorter run of the same recipe (the schedule follows max_iters)
         fast["max_iters"] = steps
-    cs = [contestant("cpu-fast", data, root, dict(fast, preset="cpu-fast"), evals=5)]
-    for name, change in ABLATIONS.items():
-        cs.append(contestant(name, data, root, dict(fast, preset="cpu-fast", **change), evals=5))
+    variants = {"cpu-fast": {}, **(ABLATIONS if changes is None else changes)}
+    cs = []
+    for seed in range(seeds):
+        for name, change in variants.items():
+            label = name if seeds == 1 else f"{name} #{seed}"
+            values = dict(fast, preset="cpu-fast", seed=1337 + seed, **change)
+            cs.append(contestant(label, data, root, values, evals=5 if seeds == 1 else 8))
     race(cs, slice_s, max_minutes)
+    if seeds > 1:
+        return seed_table(cs, list(variants), seeds)
     # Compared at the same number of steps (the end, if every run finished) and at the same
     # training time (the shortest clock among them), so both quality and speed count.
     steps = min(c.trainer.step for c in cs)
@@ -309,11 +334,56 @@ def run_ablation(
     return dict(steps=steps, seconds=seconds, rows=rows)
 
 
+def seed_table(cs: list[Contestant], names: list[str], seeds: int) -> dict:
+    """Per variant: the mean over seeds (and the spread) of the final val loss, the time to
+    the race's target and the time per step, against cpu-fast's."""
+    rows = []
+    for i, name in enumerate(names):
+        runs = cs[i :: len(names)]
+        finals = [c.curve[-1][3] for c in runs]
+        hits = [c.reach(TARGET) for c in runs]
+        times = [h[0] for h in hits if h]
+        rows.append(
+            dict(
+                name=name,
+                finals=finals,
+                final=float(np.mean(finals)),
+                to_target=float(np.mean(times)) if len(times) == len(runs) else None,
+                ms_per_step=float(np.mean([c.ms_per_step for c in runs])),
+                curves=[c.curve for c in runs],
+            )
+        )
+    base = rows[0]
+    print(
+        f"\n| variant ({seeds} seeds) | final val (mean) | per seed | change | s to {TARGET} "
+        "| vs cpu-fast | time per step |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        ratio = (
+            f"{r['to_target'] / base['to_target']:.2f}x"
+            if r["to_target"] and base["to_target"]
+            else "n/a"
+        )
+        print(
+            f"| {r['name']} | {r['final']:.4f} | {', '.join(f'{v:.4f}' for v in r['finals'])} | "
+            f"{r['final'] - base['final']:+.4f} | {fmt(r['to_target'], '.1f')} | {ratio} | "
+            f"{r['ms_per_step'] / base['ms_per_step']:.2f}x |"
+        )
+    return dict(seeds=seeds, rows=rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="Tiny Shakespeare, prepared (char level)")
     parser.add_argument("--ablation", action="store_true", help="run the ablation instead")
     parser.add_argument("--ablation-steps", type=int, help="steps per ablation run (preset's)")
+    parser.add_argument(
+        "--standard",
+        action="store_true",
+        help="ablation of the standard-class variants of cpu-fast (Qwen3: swiglu, no soft-cap)",
+    )
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per ablation variant (1)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
     parser.add_argument("--slice", type=float, default=2.0, help="seconds per turn (2)")
     parser.add_argument("--budget", type=float, default=180.0, help="equal-time point, s (180)")
@@ -329,9 +399,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     Dataset(args.data)  # fail early on a bad folder
     with tempfile.TemporaryDirectory() as tmp:
-        if args.ablation:
+        if args.ablation or args.standard:
             result = run_ablation(
-                args.data, Path(tmp), args.slice, args.max_minutes, args.ablation_steps
+                args.data,
+                Path(tmp),
+                args.slice,
+                args.max_minutes,
+                args.ablation_steps,
+                STANDARD if args.standard else None,
+                args.seeds,
             )
         else:
             result = run_race(args.data, Path(tmp), args)
