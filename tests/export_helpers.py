@@ -28,7 +28,10 @@ COMBINATIONS: dict[str, tuple[dict[str, Any], str]] = {
     "gpt2-default": ({}, "gpt2"),
     "course-100m": ({"bias": False}, "gpt2"),
     "cpu-fast": (CPU_FAST, "minigpt"),
-    "llama": ({"pos": "rope", "norm": "rmsnorm", "mlp": "swiglu", "rope_base": 500.0}, "llama"),
+    "llama": (
+        {"pos": "rope", "norm": "rmsnorm", "mlp": "swiglu", "rope_base": 500.0, "bias": False},
+        "llama",
+    ),
     "llama-bias-untied": (
         {"pos": "rope", "norm": "rmsnorm", "mlp": "swiglu", "tie_embeddings": False},
         "llama",

@@ -22,7 +22,10 @@ from tests.test_cli import assert_one_line_error, run_cli
 pytest.importorskip("gguf")
 pytest.importorskip("accelerate")  # transformers' GGUF loader needs it
 
-GGUF_COMBINATIONS = ["gpt2-default", "course-100m", "llama", "llama-bias-untied", "qwen3"]
+GGUF_COMBINATIONS = {
+    name: COMBINATIONS[name] for name in ("gpt2-default", "course-100m", "llama", "qwen3")
+}
+GGUF_COMBINATIONS["llama-untied"] = ({**COMBINATIONS["llama"][0], "tie_embeddings": False}, "llama")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,7 @@ def tokenizer():
 
 @pytest.mark.parametrize("name", GGUF_COMBINATIONS)
 def test_transformers_reads_the_f32_gguf_with_minigpts_logits(tmp_path, tokenizer, name):
-    options, model_type = COMBINATIONS[name]
+    options, model_type = GGUF_COMBINATIONS[name]
     run = random_run(tmp_path / "run", options, tokenizer, seed=7)
     result = export_gguf(run, tmp_path / "model.gguf")
     assert result.architecture == model_type
@@ -155,3 +158,7 @@ def test_llama_cpp_greedy_tokens_equal_minigpts(tmp_path, tokenizer):
         mine = model.generate(torch.tensor([prompt]), 40, temperature=0.0)[0, len(prompt) :]
         llm = open_llama_cpp(path, n_ctx=64)
         assert llama_cpp_greedy(llm, prompt, 40) == mine.tolist(), name
+    # llama.cpp's own tokenizer, from the file: the same ids on the multilingual text.
+    ids = llm.tokenize(MULTILINGUAL.encode(), add_bos=False, special=False)
+    assert ids == tokenizer.encode(MULTILINGUAL)
+    assert llm.detokenize(ids).decode() == MULTILINGUAL

@@ -21,7 +21,7 @@ a multiple of 32 in 8-bit blocks, others f16).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,10 @@ from minigpt.interop.loader import open_model
 from minigpt.interop.ollama import MODELFILE, modelfile
 
 QUANTS = ("f32", "f16", "q8_0")
-GGUF_ARCHITECTURES = {GPT2.model_type: GPT2, LLAMA.model_type: LLAMA, QWEN3.model_type: QWEN3}
+# Llama without biases only: transformers' GGUF reader (5.x) builds a LlamaConfig without
+# attention_bias and drops bias tensors, so a file with them could not be checked.
+LLAMA_NO_BIAS = replace(LLAMA, fixed={**LLAMA.fixed, "bias": False}, free=LLAMA.free - {"bias"})
+GGUF_ARCHITECTURES = {a.model_type: a for a in (GPT2, LLAMA_NO_BIAS, QWEN3)}
 KEEP_F32 = ("position_embd.weight",)  # looked up by row, as llama.cpp's converter keeps it
 
 
@@ -99,7 +102,7 @@ def gguf_tensors(state: Tensors, config: ModelConfig, arch: HFArchitecture, gguf
     for name, tensor in hf.items():
         if arch is GPT2 and name.endswith(CONV1D_WEIGHTS):
             tensor = tensor.t()  # back to nn.Linear's (out, in)
-        if arch is LLAMA and (".q_proj." in name or ".k_proj." in name):
+        if arch is LLAMA_NO_BIAS and (".q_proj." in name or ".k_proj." in name):
             tensor = permute_rotary(tensor, config.n_head)
         new = names.get_name(name, try_suffixes=(".weight", ".bias"))
         if new is None:
@@ -181,6 +184,8 @@ def export_gguf(
         writer.add_token_list(vocab.tokens)
         writer.add_token_types(vocab.types)
         writer.add_token_merges(vocab.merges)
+        if not vocab.merges:  # readers that find no merges derive them from scores (none here)
+            writer.add_token_scores([-float(i) for i in range(len(vocab.tokens))])
         if vocab.eot_id is not None:
             writer.add_bos_token_id(vocab.eot_id)
             writer.add_eos_token_id(vocab.eot_id)

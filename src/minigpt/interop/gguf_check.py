@@ -35,18 +35,45 @@ def gguf_reader_available() -> bool:
     return True
 
 
+def reader_gaps(path: Path) -> dict[str, int]:
+    """Config values transformers' GGUF reader (5.x) does not map from the file, read from the
+    file's own metadata: qwen3's ``attention.key_length`` (else Qwen3Config's default head_dim
+    of 128) and gpt2's ``context_length`` (mapped to the obsolete ``n_ctx``, not to
+    ``n_positions``, else 1024)."""
+    import gguf
+
+    reader = gguf.GGUFReader(path)
+
+    def value(key: str) -> Any:
+        field = reader.get_field(key)
+        return None if field is None else field.contents()
+
+    arch = value("general.architecture")
+    wanted = {"qwen3": ("head_dim", "qwen3.attention.key_length"),
+              "gpt2": ("n_positions", "gpt2.context_length")}  # fmt: skip
+    if arch not in wanted:
+        return {}
+    name, key = wanted[arch]
+    found = value(key)
+    return {} if found is None else {name: int(found)}
+
+
 def load_gguf_transformers(path: str | Path) -> Any:
     """transformers' model read from the GGUF file (dequantized, fp32, eval)."""
     transformers = import_transformers("reading a GGUF file")
     path = Path(path)
     verbosity = transformers.utils.logging.get_verbosity()
     transformers.utils.logging.set_verbosity_error()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            path.parent, gguf_file=path.name, local_files_only=True
+            path.parent, gguf_file=path.name, local_files_only=True, **reader_gaps(path)
         )
     finally:
         transformers.utils.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
     return model.to(torch.float32).eval()
 
 
