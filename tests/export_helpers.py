@@ -8,6 +8,8 @@ from typing import Any
 from minigpt.checkpoint import save_checkpoint
 from minigpt.config import load_config
 from minigpt.config.presets import MODERN_RECIPE
+from minigpt.data.chat_template import CHAT_TOKENS, DEFAULT_TEMPLATE
+from minigpt.data.special_tokens import add_special_tokens
 from minigpt.data.tokenizer import BPETokenizer, Tokenizer
 from minigpt.model import GPT
 from tests.conftest import SMALL_TEXT
@@ -50,6 +52,14 @@ SHAPE = dict(n_layer=2, n_head=2, n_embd=32, block_size=32)
 def bpe_tokenizer() -> BPETokenizer:
     """minigpt's byte-level BPE, trained on English and the multilingual sample."""
     return BPETokenizer.train([SMALL_TEXT, MULTILINGUAL * 3], vocab_size=400)
+
+
+def chat_tokenizer() -> Tokenizer:
+    """The BPE tokenizer with the chat tokens and the default chat template, as
+    ``minigpt prepare --format chat`` makes it."""
+    tok, _ = add_special_tokens(bpe_tokenizer(), CHAT_TOKENS)
+    tok.chat_template = DEFAULT_TEMPLATE
+    return tok
 
 
 def random_run(

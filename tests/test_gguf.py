@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from minigpt.data.chat_template import DEFAULT_TEMPLATE
 from minigpt.data.tokenizer import CharTokenizer
 from minigpt.interop.gguf import export_gguf
 from minigpt.interop.gguf_check import (
@@ -15,7 +16,13 @@ from minigpt.interop.gguf_check import (
 )
 from minigpt.interop.loader import load_model
 from tests.conftest import SMALL_TEXT
-from tests.export_helpers import COMBINATIONS, MULTILINGUAL, bpe_tokenizer, random_run
+from tests.export_helpers import (
+    COMBINATIONS,
+    MULTILINGUAL,
+    bpe_tokenizer,
+    chat_tokenizer,
+    random_run,
+)
 from tests.hf_helpers import transformers
 from tests.test_cli import assert_one_line_error, run_cli
 
@@ -88,25 +95,25 @@ def test_ollama_modelfile(tmp_path, tokenizer, capsys):
     assert "PARAMETER num_ctx 32" in modelfile
 
 
-def test_ollama_modelfile_renders_the_chat_template(tmp_path, tokenizer, monkeypatch):
-    from minigpt.data.tokenizer import BPETokenizer
-
-    template = (
-        "{% for m in messages %}<|endoftext|>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-        "{% if add_generation_prompt %}<|endoftext|>assistant: {% endif %}"
-    )
-    monkeypatch.setattr(BPETokenizer, "chat_template", template, raising=False)
+def test_ollama_modelfile_renders_the_chat_template(tmp_path):
+    tokenizer = chat_tokenizer()
     run = random_run(tmp_path / "run", COMBINATIONS["qwen3"][0], tokenizer)
     export_gguf(run, tmp_path / "model.gguf", ollama=True)
     modelfile = (tmp_path / "Modelfile").read_text()
     assert (
-        'TEMPLATE """{{ if .System }}<|endoftext|>system: {{ .System }}\n'
-        "<|endoftext|>user: {{ .Prompt }}\n<|endoftext|>assistant: "
-        '{{ else }}<|endoftext|>user: {{ .Prompt }}\n<|endoftext|>assistant: {{ end }}"""'
+        'TEMPLATE """{{ if .System }}<|system|>{{ .System }}<|end|><|user|>{{ .Prompt }}<|end|>'
+        '<|assistant|>{{ else }}<|user|>{{ .Prompt }}<|end|><|assistant|>{{ end }}"""'
     ) in modelfile
+    assert 'PARAMETER stop "<|end|>"\nPARAMETER stop "<|endoftext|>"\n' in modelfile
     reader = pytest.importorskip("gguf").GGUFReader(tmp_path / "model.gguf")
-    field = reader.get_field("tokenizer.chat_template")
-    assert bytes(field.parts[field.data[0]]).decode() == template
+    assert reader.get_field("tokenizer.chat_template").contents() == DEFAULT_TEMPLATE
+    eot = reader.get_field("tokenizer.ggml.eot_token_id").contents()
+    assert eot == tokenizer.special_tokens["<|end|>"]
+    # The chat tokens are CONTROL tokens of the GGUF vocabulary, at minigpt's ids.
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file="model.gguf")
+    assert (
+        theirs.convert_tokens_to_ids("<|assistant|>") == tokenizer.special_tokens["<|assistant|>"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -9,14 +9,20 @@ import pytest
 import torch
 
 from minigpt.config import load_config
+from minigpt.data.chat_template import DEFAULT_TEMPLATE, render
 from minigpt.data.dataset import Dataset
-from minigpt.data.tokenizer import BPETokenizer
 from minigpt.interop.hf_check import load_transformers_model
 from minigpt.interop.hf_export import export_hf
 from minigpt.interop.loader import load_model
 from minigpt.training.trainer import Trainer
 from tests.conftest import TINY
-from tests.export_helpers import COMBINATIONS, MULTILINGUAL, bpe_tokenizer, random_run
+from tests.export_helpers import (
+    COMBINATIONS,
+    MULTILINGUAL,
+    bpe_tokenizer,
+    chat_tokenizer,
+    random_run,
+)
 from tests.hf_helpers import random_ids, transformers
 from tests.test_cli import run_cli
 
@@ -76,19 +82,18 @@ def test_hf_tokenizer_encodes_multilingual_text_like_minigpt(tmp_path, tokenizer
     assert hf_tok.decode(ids) == MULTILINGUAL
 
 
-def test_chat_template_travels_into_the_export(tmp_path, tokenizer, monkeypatch):
-    template = (
-        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|endoftext|>{% endfor %}"
-        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-    )
-    # The attribute a tokenizer with a chat template carries (also once read from a checkpoint).
-    monkeypatch.setattr(BPETokenizer, "chat_template", template, raising=False)
+def test_chat_template_travels_into_the_export(tmp_path):
+    tokenizer = chat_tokenizer()
     run = random_run(tmp_path / "run", COMBINATIONS["llama"][0], tokenizer)
-    export_hf(run, tmp_path / "hf", check=False)
+    export_hf(run, tmp_path / "hf")  # with the check: the extended tokenizer encodes alike
     hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
-    messages = [{"role": "user", "content": "Salam!"}]
+    messages = [
+        {"role": "system", "content": "Qısa cavab ver."},
+        {"role": "user", "content": "Salam!"},
+    ]
     rendered = hf_tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    assert rendered == "<|user|>Salam!<|endoftext|><|assistant|>"
+    assert rendered == render(DEFAULT_TEMPLATE, messages, add_generation_prompt=True)
+    assert rendered == "<|system|>Qısa cavab ver.<|end|><|user|>Salam!<|end|><|assistant|>"
 
 
 def test_model_card_names_the_architecture_and_options(tmp_path, tokenizer):

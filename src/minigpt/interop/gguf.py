@@ -30,10 +30,10 @@ import torch
 
 from minigpt.checkpoint import model_state
 from minigpt.config import ModelConfig, swiglu_hidden
+from minigpt.data.chat_template import END_OF_TURN
 from minigpt.errors import MiniGPTError
 from minigpt.interop.gguf_vocab import PRE_TOKENIZER, gguf_vocab
 from minigpt.interop.hf_base import HFArchitecture, Tensors
-from minigpt.interop.hf_export import chat_template
 from minigpt.interop.hf_gpt2 import CONV1D_WEIGHTS, GPT2
 from minigpt.interop.hf_import import closest_architecture
 from minigpt.interop.hf_llama import LLAMA, QWEN3, RMS_EPS
@@ -192,8 +192,10 @@ def export_gguf(
             writer.add_pad_token_id(vocab.eot_id)
         writer.add_add_bos_token(False)  # minigpt never prepends a token to a prompt
         writer.add_add_eos_token(False)
-        if (template := chat_template(tokenizer)) is not None:
-            writer.add_chat_template(template)
+        if tokenizer.chat_template is not None:
+            writer.add_chat_template(tokenizer.chat_template)
+            if END_OF_TURN in tokenizer.special_tokens:  # a reply ends there (llama.cpp: EOG)
+                writer.add_eot_token_id(tokenizer.special_tokens[END_OF_TURN])
         for name, tensor in tensors.items():
             write_tensor(writer, name, tensor, quant, gguf)
         writer.write_header_to_file()
@@ -205,9 +207,8 @@ def export_gguf(
         writer.close()
         tmp.unlink(missing_ok=True)
     files = [out]
-    template = chat_template(tokenizer)
     if ollama:
-        text = modelfile(out, tokenizer, m.block_size, template)
+        text = modelfile(out, tokenizer, m.block_size)
         modelfile_path.write_text(text, encoding="utf-8")
         files.append(modelfile_path)
     notes = [f"llama.cpp architecture {arch.model_type}, weights {quant}"]

@@ -66,8 +66,8 @@ def _char_vocab(tok: CharTokenizer) -> tuple[list[str], list[int], list[str]]:
     table = byte_to_unicode()
     tokens = [table[ord(c)] for c in tok.chars]
     types = [NORMAL] * len(tokens)
-    if tok.unk_id is not None:
-        tokens.append(tok.UNK)
+    for name, _ in sorted(tok.special_tokens.items(), key=lambda kv: kv[1]):
+        tokens.append(name)  # <unk> and chat markers, after the characters, in id order
         types.append(CONTROL)
     return tokens, types, []
 

@@ -8,7 +8,7 @@ The folder loads with ``AutoModelForCausalLM.from_pretrained(DIR)`` and
   remote code, with ``modeling_minigpt.py`` and ``configuration_minigpt.py`` beside it;
 - ``model.safetensors``: the weights, in float32 unless asked otherwise;
 - ``tokenizer.json`` + ``tokenizer_config.json``: a fast tokenizer that encodes as minigpt's
-  (with the chat template, when the tokenizer has one);
+  (with the chat template, when the tokenizer has one: ``data/hf_tokenizer.py``);
 - ``generation_config.json``: ``minigpt sample``'s sampling defaults;
 - ``README.md``: a model card with the architecture and the training summary.
 
@@ -66,13 +66,6 @@ class ExportResult:
     architecture: str = ""
 
 
-def chat_template(tokenizer: Tokenizer) -> str | None:
-    """The tokenizer's chat template (a Jinja string), when it has one: it travels with every
-    export, so transformers and llama.cpp render conversations as minigpt trained on them."""
-    template = getattr(tokenizer, "chat_template", None)
-    return template if isinstance(template, str) and template else None
-
-
 def export_hf(
     source: str | Path,
     out: str | Path,
@@ -97,9 +90,6 @@ def export_hf(
     tensors = arch.to_hf(weights, config.model)
     tensors = {k: v.to(DTYPES[dtype]).contiguous() for k, v in tensors.items()}
     eot = tokenizer.eot_id
-    tok_config = tokenizer_config(tokenizer, config.model.block_size)
-    if (template := chat_template(tokenizer)) is not None:
-        tok_config["chat_template"] = template
     files: dict[str, Any] = {
         HF_CONFIG_FILE: {
             **arch.config(config.model),
@@ -109,7 +99,7 @@ def export_hf(
         },
         GENERATION_CONFIG: generation_config(tokenizer, config.model.block_size),
         TOKENIZER_FILE: tokenizer_json(tokenizer),
-        HF_TOKENIZER_CONFIG: tok_config,
+        HF_TOKENIZER_CONFIG: tokenizer_config(tokenizer, config.model.block_size),
     }
     code = remote_code_files() if arch.remote_code else {}
     notes = export_notes(config, tokenizer, arch)
