@@ -18,6 +18,7 @@ from minigpt.cli import (
     plan,
     prepare,
     sample,
+    serve,
     sweep,
     tokenizer,
     train,
@@ -25,7 +26,20 @@ from minigpt.cli import (
 from minigpt.cli.common import Parser
 from minigpt.errors import MiniGPTError
 
-COMMANDS = [demo, prepare, train, sample, evaluate, chat, export, sweep, params, plan, tokenizer]
+COMMANDS = [
+    demo,
+    prepare,
+    train,
+    sample,
+    evaluate,
+    chat,
+    serve,
+    export,
+    sweep,
+    params,
+    plan,
+    tokenizer,
+]
 
 
 def build_parser() -> Parser:

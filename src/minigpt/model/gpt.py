@@ -69,6 +69,29 @@ class KVCache:
         """Forget every position (the tensors are kept and overwritten)."""
         self.pos = 0
 
+    def longest_after(self, T: int) -> int:
+        """Length of the sequence once ``T`` more tokens are in."""
+        return self.pos + T
+
+    def positions(self, T: int, device: torch.device) -> torch.Tensor:
+        """Positions (T,) of ``T`` new tokens: they follow the ones cached."""
+        return torch.arange(self.pos, self.pos + T, device=device)
+
+    def attention_mask(self, T: int, device: torch.device) -> tuple[torch.Tensor | None, bool]:
+        """(mask, is_causal) for ``T`` new queries attending to the cache, as SDPA takes them.
+
+        Query i (at position past + i) may see keys 0 .. past + i. Without a past this is the
+        plain causal mask; a single new token sees everything, so it needs no mask.
+        """
+        past = self.pos
+        if past > 0 and T > 1:
+            return torch.ones(T, past + T, dtype=torch.bool, device=device).tril(past), False
+        return None, past == 0 and T > 1
+
+    def advance(self, T: int) -> None:
+        """Count ``T`` new positions as filled (after every layer has stored them)."""
+        self.pos += T
+
 
 def make_norm(config: ModelConfig) -> nn.Module:
     """LayerNorm (GPT-2) or RMSNorm, which skips the mean and the bias: cheaper, as good."""
@@ -94,10 +117,10 @@ class Rotary(nn.Module):
         self.register_buffer("sin", angles.sin(), persistent=False)
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """Rotate ``x`` (B, n_head, T, head_size) whose tokens sit at positions ``pos`` (T,),
-        or (B, T) when each row has its own (packed conversations)."""
+        """Rotate ``x`` (B, n_head, T, head_size) whose tokens sit at positions ``pos``: (T,),
+        or (B, T) when each row has its own (packed conversations, batched serving)."""
         cos, sin = self.cos[pos].to(x.dtype), self.sin[pos].to(x.dtype)
-        if pos.dim() == 2:
+        if pos.dim() == 2:  # (B, T, half) -> (B, 1, T, half): the same angles for every head
             cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
@@ -141,15 +164,13 @@ class CausalSelfAttention(nn.Module):
         if self.rotary is not None:
             # Rotated at their absolute positions before caching: cached keys stay valid.
             q, k = self.rotary(q, pos), self.rotary(k, pos)
+        # Without a cache: the plain causal mask, or causal within each packed document.
+        mask, causal = doc_mask, T > 1 and doc_mask is None
         if kv_cache is not None:
-            # The T new queries attend to every cached position plus themselves.
+            # The T new queries attend to every cached position plus themselves; the cache
+            # says which of its keys each query may see.
             k, v = kv_cache.update(layer, k, v)
-        past = k.size(2) - T
-        # Query i (at position past + i) may see keys 0 .. past + i. Without a past this is
-        # the plain causal mask; a single new token sees everything, so it needs no mask.
-        mask = doc_mask  # packed conversations: causal, and only within each one
-        if past > 0 and T > 1:
-            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
+            mask, causal = kv_cache.attention_mask(T, x.device)
         # softmax(q k^T / sqrt(d)) v; SDPA picks flash or memory-efficient kernels where the
         # hardware has them.
         y = F.scaled_dot_product_attention(
@@ -158,7 +179,7 @@ class CausalSelfAttention(nn.Module):
             v,
             attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
-            is_causal=past == 0 and T > 1 and mask is None,
+            is_causal=causal,
         )
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
@@ -289,18 +310,22 @@ class GPT(nn.Module):
         ``segments`` (B, T) numbers the documents packed into each row (non-decreasing): a
         token attends only within its own document, whose positions start again at 0.
 
-        With a ``kv_cache``, ``idx`` holds only the new tokens: they take the positions from
-        ``kv_cache.pos`` on and also attend to the cached past. ``last_only`` computes the
+        With a ``kv_cache``, ``idx`` holds only the new tokens: they take the positions that
+        follow the cached ones (``KVCache``, or ``SlotKVCache`` where each row of a served batch
+        has its own length) and also attend to the cached past. ``last_only`` computes the
         logits of the last position only (B, 1, vocab): all that generation needs, and it
         skips a T x vocab matmul.
         """
         B, T = idx.shape
-        start = kv_cache.pos if kv_cache is not None else 0
-        if start + T > self.config.block_size:
+        end = kv_cache.longest_after(T) if kv_cache is not None else T
+        if end > self.config.block_size:
             raise ValueError(
-                f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}"
+                f"sequence of {end} tokens exceeds block_size {self.config.block_size}"
             )
-        pos = torch.arange(start, start + T, device=idx.device)
+        if kv_cache is not None:
+            pos = kv_cache.positions(T, idx.device)
+        else:
+            pos = torch.arange(T, device=idx.device)
         doc_mask = None
         if segments is not None:
             pos, doc_mask = segment_positions(segments)
@@ -311,7 +336,7 @@ class GPT(nn.Module):
         for layer, block in enumerate(self.transformer.h):
             x = block(x, pos, kv_cache, layer, doc_mask)
         if kv_cache is not None:
-            kv_cache.pos += T
+            kv_cache.advance(T)
         x = self.transformer.ln_f(x)
         logits = self.lm_head(x[:, [-1], :] if last_only else x)
         if self.config.logit_softcap > 0:
