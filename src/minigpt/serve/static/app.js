@@ -287,9 +287,11 @@ async function refreshRuns() {
   drawChart($("run-chart"), series, { xLabel: "iteration", empty: "no metrics.jsonl yet" });
   $("run-evals").innerHTML = evalTable(runs);
   const single = runs.length === 1 ? runs[0] : null;
-  $("run-config").textContent = single ? single.config || "(no config.toml)" : "(pick one run)";
-  $("run-samples").textContent = single ? single.samples || "(no samples.txt)" : "";
-  $("run-checkpoints").innerHTML = single ? checkpointTable(single.checkpoints) : "";
+  $("run-single").hidden = !single; // config, checkpoints and samples: one run at a time
+  if (!single) return;
+  $("run-config").textContent = single.config || "(no config.toml)";
+  $("run-samples").textContent = single.samples || "(no samples.txt)";
+  $("run-checkpoints").innerHTML = checkpointTable(single.checkpoints);
 }
 
 function cell(v, digits) { return v == null ? "" : typeof v === "number" ? v.toFixed(digits) : String(v); }
