@@ -27,7 +27,9 @@ ARGS = [
 ]
 SHOTS = Path(__file__).resolve().parents[1] / "docs" / "img"
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium installed (apt-get install chromium)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,9 @@ def page():
     if not other.exists():
         other.mkdir()
         lines = [{"kind": "train", "iter": i, "loss": 4.0 - 0.015 * i} for i in range(1, 81)]
-        lines.append({"kind": "eval", "iter": 80, "train": 2.9, "val": 2.95, "val_ppl": 19.1, "val_bpb": 4.2})
+        lines.append(
+            {"kind": "eval", "iter": 80, "train": 2.9, "val": 2.95, "val_ppl": 19.1, "val_bpb": 4.2}
+        )
         (other / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
     with live_server([str(run)], runs=run.parent) as url, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

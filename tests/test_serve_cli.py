@@ -74,3 +74,14 @@ def test_loud_warning_only_when_exposed_without_key(monkeypatch):
     assert any("NO API KEY" in line for line in warnings_for(ServeConfig(host="0.0.0.0")))
     monkeypatch.setenv("MINIGPT_API_KEY", "from-env")
     assert api_key_from_env(None) == "from-env" and api_key_from_env("flag") == "flag"
+
+
+def test_demo_folder_serves_its_run_under_the_folder_name(tmp_path):
+    from minigpt.serve.registry import load_served
+
+    run = train_chat_ready_run()
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "run").symlink_to(run, target_is_directory=True)
+    served = load_served([str(tmp_path / "demo"), f"other={run}"], ServeConfig(device="cpu"))
+    assert sorted(served) == ["demo", "other"]
+    assert served["demo"].model.config.block_size == 32

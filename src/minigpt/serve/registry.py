@@ -49,6 +49,14 @@ def model_id(ref: str) -> str:
     return Path(path).resolve().name
 
 
+def model_folder(path: str) -> str:
+    """A demo folder (``minigpt demo`` writes ``runs/demo/{data,run}``) stands for its run."""
+    folder = Path(path)
+    if is_hf_ref(path) or (folder / "checkpoints").exists():
+        return path
+    return str(folder / "run") if (folder / "run" / "checkpoints").is_dir() else path
+
+
 def load_served(refs: list[str], config: ServeConfig) -> dict[str, ServedModel]:
     """Load every model once and start its engine; ids must be unique."""
     served: dict[str, ServedModel] = {}
@@ -57,7 +65,7 @@ def load_served(refs: list[str], config: ServeConfig) -> dict[str, ServedModel]:
         path = ref.split("=", 1)[1] if "=" in ref and not Path(ref).exists() else ref
         if name in served:
             raise MiniGPTError(f"two models are named {name!r}; name them with NAME=PATH")
-        model, tokenizer = load_model(path, device=config.device)
+        model, tokenizer = load_model(model_folder(path), device=config.device)
         engine = BatchEngine(model, tokenizer, config.max_batch, config.max_queue)
         served[name] = ServedModel(name, str(path), model, tokenizer, engine, int(time.time()))
     return served
