@@ -143,7 +143,8 @@ def test_full_queue_gets_429_and_the_server_recovers(run):
         status, answer = call(server + "/v1/completions", "POST", completion())
         assert status == 429 and answer["error"]["type"] == "rate_limit_error"
         running.close()  # frees the slot: the waiting request runs, the server takes new ones
-        assert waiting.getresponse().status == 200
+        answer = waiting.getresponse()  # streams once the running request has gone
+        assert answer.status == 200 and answer.read().endswith(b"data: [DONE]\n\n")
         waiting.close()
         status, _ = call(server + "/v1/completions", "POST", completion())
         assert status == 200

@@ -38,7 +38,7 @@ from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
 from minigpt.inference.generate import TextStream, make_generator
 from minigpt.model import GPT
-from minigpt.model.sampling import sample_next
+from minigpt.model.sampling import sample_next, sampling_probs
 from minigpt.model.slot_cache import SlotKVCache
 
 log = logging.getLogger("minigpt.serve")
@@ -97,12 +97,6 @@ class _Live:
     generator: torch.Generator
     ids: list[int]
     generated: int = 0
-
-    @property
-    def greedy(self) -> bool:
-        r, c = self.request, self.request.config
-        plain = c.repetition_penalty == 1.0 and not r.frequency_penalty and not r.presence_penalty
-        return c.temperature <= 0 and plain and r.logprobs is None
 
 
 class BatchEngine:
@@ -269,48 +263,78 @@ class BatchEngine:
         return {s: logits[i : i + 1, -1, :] for i, s in enumerate(slots)}
 
     def _choose(self, logits: dict[int, torch.Tensor]) -> None:
-        """Pick each slot's next token with its own settings, then tell its client."""
-        greedy = [s for s in logits if self.live[s].greedy]
-        if greedy:  # one argmax for every greedy row (what sample_next does at temperature 0)
-            picks = torch.cat([logits[s] for s in greedy]).float().argmax(dim=-1).tolist()
-            for s, token in zip(greedy, picks, strict=True):
-                self._advance(self.live[s], token)
+        """Pick each slot's next token with its own settings, then tell its client.
+
+        Rows with the same truncation settings and no penalties are filtered and softmaxed as
+        one batch (``sampling_probs``, what ``sample_next`` computes row by row); each row then
+        draws with its own generator, so a seeded request gets the same tokens as alone.
+        """
+        groups: dict[tuple, list[int]] = {}
         for s in logits:
-            if s in greedy:
-                continue
-            live = self.live[s]
-            r, c = live.request, live.request.config
-            row = logits[s].float()
-            if r.frequency_penalty or r.presence_penalty:
-                counts = torch.bincount(
-                    torch.tensor(live.ids[len(r.prompt_ids) :], dtype=torch.long),
-                    minlength=row.size(-1),
-                ).to(row.device)[None, : row.size(-1)]
-                row = row - r.frequency_penalty * counts - r.presence_penalty * (counts > 0)
-            history = None
-            if c.repetition_penalty != 1.0:
-                history = torch.tensor([live.ids], dtype=torch.long, device=row.device)
-            token = sample_next(
-                row,
-                c.temperature,
-                c.top_k or None,
-                live.generator,
-                top_p=c.top_p,
-                min_p=c.min_p,
-                repetition_penalty=c.repetition_penalty,
-                history=history,
-            )[0, 0].item()
-            if r.logprobs is None:
-                self._advance(live, token)
-                continue
-            logp = F.log_softmax(logits[s].float(), dim=-1)[0]
-            top = torch.topk(logp, min(r.logprobs, logp.numel())) if r.logprobs else None
-            alternatives = (
-                ()
-                if top is None
-                else tuple(zip(top.indices.tolist(), top.values.tolist(), strict=True))
-            )
-            self._advance(live, token, logp[token].item(), alternatives)
+            r, c = self.live[s].request, self.live[s].request.config
+            if c.repetition_penalty != 1.0 or r.frequency_penalty or r.presence_penalty:
+                key: tuple = ("alone", s)
+            elif c.temperature <= 0:
+                key = ("greedy",)
+            else:
+                key = (c.temperature, c.top_k, c.top_p, c.min_p)
+            groups.setdefault(key, []).append(s)
+        for key, slots in groups.items():
+            rows = torch.cat([logits[s] for s in slots]).float()
+            if key[0] == "alone":
+                tokens = [self._sample_penalised(self.live[slots[0]], rows)]
+            elif key[0] == "greedy":  # what sample_next does at temperature 0
+                tokens = rows.argmax(dim=-1).tolist()
+            else:
+                c = self.live[slots[0]].request.config
+                probs = sampling_probs(
+                    rows, c.temperature, c.top_k or None, top_p=c.top_p, min_p=c.min_p
+                )
+                tokens = [
+                    torch.multinomial(probs[i : i + 1], 1, generator=self.live[s].generator).item()
+                    for i, s in enumerate(slots)
+                ]
+            for i, (s, token) in enumerate(zip(slots, tokens, strict=True)):
+                self._advance(self.live[s], token, *self._logprobs(self.live[s], rows[i], token))
+
+    def _sample_penalised(self, live: _Live, row: torch.Tensor) -> int:
+        """One row with OpenAI's frequency/presence penalties and minigpt's repetition penalty."""
+        r, c = live.request, live.request.config
+        if r.frequency_penalty or r.presence_penalty:
+            generated = torch.tensor(live.ids[len(r.prompt_ids) :], dtype=torch.long)
+            counts = torch.bincount(generated, minlength=row.size(-1))[None, : row.size(-1)]
+            counts = counts.to(row.device)
+            row = row - r.frequency_penalty * counts - r.presence_penalty * (counts > 0)
+        history = None
+        if c.repetition_penalty != 1.0:
+            history = torch.tensor([live.ids], dtype=torch.long, device=row.device)
+        token = sample_next(
+            row,
+            c.temperature,
+            c.top_k or None,
+            live.generator,
+            top_p=c.top_p,
+            min_p=c.min_p,
+            repetition_penalty=c.repetition_penalty,
+            history=history,
+        )
+        return int(token[0, 0])
+
+    def _logprobs(
+        self, live: _Live, row: torch.Tensor, token: int
+    ) -> tuple[float | None, tuple[tuple[int, float], ...]]:
+        """The chosen token's log-probability under the model (before temperature and
+        truncation) and the ``logprobs`` likeliest alternatives, when the request asks."""
+        wanted = live.request.logprobs
+        if wanted is None:
+            return None, ()
+        logp = F.log_softmax(row.float(), dim=-1).reshape(-1)
+        if not wanted:
+            return logp[token].item(), ()
+        top = torch.topk(logp, min(wanted, logp.numel()))
+        return logp[token].item(), tuple(
+            zip(top.indices.tolist(), top.values.tolist(), strict=True)
+        )
 
     def _advance(
         self,

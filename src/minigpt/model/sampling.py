@@ -80,7 +80,21 @@ def sample_next(
         logits = apply_repetition_penalty(logits, history, repetition_penalty)
     if temperature <= 0:
         return logits.argmax(dim=-1, keepdim=True)
+    probs = sampling_probs(logits, temperature, top_k, top_p=top_p, min_p=min_p)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+def sampling_probs(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None = None,
+    *,
+    top_p: float = 1.0,
+    min_p: float = 0.0,
+) -> torch.Tensor:
+    """The distribution ``sample_next`` draws from (temperature > 0): each row of ``logits``
+    (B, vocab, float) divided by the temperature, truncated, softmaxed. Rows are independent,
+    so a server can compute many requests' rows at once and draw each with its own generator."""
     logits = logits / temperature
     logits = min_p_filter(top_p_filter(top_k_filter(logits, top_k), top_p), min_p)
-    probs = F.softmax(logits, dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator)
+    return F.softmax(logits, dim=-1)

@@ -42,6 +42,10 @@ class SlotKVCache(KVCache):
         self.lengths = [0] * slots
         self.rows: list[int] = []
         self._index: torch.Tensor | None = None  # rows as a tensor, None when they are 0..B-1
+        self._slots = torch.zeros(0, 1, dtype=torch.long)
+        # per forward pass (reset by ``use`` and ``advance``), the same for every layer:
+        self._positions: dict[int, torch.Tensor] = {}  # T -> (B, T)
+        self._masks: dict[int, torch.Tensor] = {}  # T -> (B, 1, T, L)
 
     def slot_view(self, slot: int) -> KVCache:
         """An empty ``KVCache`` writing into ``slot``; ``set_length`` records what it filled."""
@@ -59,15 +63,19 @@ class SlotKVCache(KVCache):
         self.rows = list(rows)
         contiguous = self.rows == list(range(len(self.rows)))
         device = next(iter(self.k.values())).device
-        self._index = None if contiguous else torch.tensor(self.rows, device=device)
+        self._slots = torch.tensor(self.rows, device=device)[:, None]
+        self._index = None if contiguous else self._slots[:, 0]
+        self._positions, self._masks = {}, {}
 
     def longest_after(self, T: int) -> int:
         return max(self.lengths[r] for r in self.rows) + T
 
     def positions(self, T: int, device: torch.device) -> torch.Tensor:
         """(B, T): row b's new tokens follow its own ``lengths`` entry."""
-        starts = torch.tensor([self.lengths[r] for r in self.rows], device=device)
-        return starts[:, None] + torch.arange(T, device=device)
+        if T not in self._positions:
+            starts = torch.tensor([self.lengths[r] for r in self.rows], device=device)
+            self._positions[T] = starts[:, None] + torch.arange(T, device=device)
+        return self._positions[T]
 
     def update(
         self, layer: int, k: torch.Tensor, v: torch.Tensor
@@ -75,11 +83,10 @@ class SlotKVCache(KVCache):
         """Store each row's new keys/values at its own positions; return the rows' caches up
         to the longest row (the mask hides what lies past each row's end)."""
         B, _, T, _ = k.shape
-        slots = torch.tensor(self.rows, device=k.device)[:, None]
         pos = self.positions(T, k.device)
         # (B, T) index pairs select (B, T, n_head, head_size) places: the new keys, head-last.
-        self.k[layer][slots, :, pos] = k.transpose(1, 2)
-        self.v[layer][slots, :, pos] = v.transpose(1, 2)
+        self.k[layer][self._slots, :, pos] = k.transpose(1, 2)
+        self.v[layer][self._slots, :, pos] = v.transpose(1, 2)
         end = self.longest_after(T)
         if self._index is None:
             return self.k[layer][:B, :, :end], self.v[layer][:B, :, :end]
@@ -88,14 +95,16 @@ class SlotKVCache(KVCache):
 
     def attention_mask(self, T: int, device: torch.device) -> tuple[torch.Tensor | None, bool]:
         """(B, 1, T, L) booleans: query i of row b sees keys 0 .. lengths[b] + i."""
-        end = self.longest_after(T)
-        last = self.positions(T, device)  # the position of each query, (B, T)
-        keys = torch.arange(end, device=device)
-        return (keys[None, None, :] <= last[:, :, None]).unsqueeze(1), False
+        if T not in self._masks:
+            last = self.positions(T, device)  # the position of each query, (B, T)
+            keys = torch.arange(self.longest_after(T), device=device)
+            self._masks[T] = (keys[None, None, :] <= last[:, :, None]).unsqueeze(1)
+        return self._masks[T], False
 
     def advance(self, T: int) -> None:
         for r in self.rows:
             self.lengths[r] += T
+        self._positions, self._masks = {}, {}
 
     def move(self, src: int, dst: int) -> None:
         """Copy slot ``src`` (its filled part) into slot ``dst``, to keep live slots packed."""

@@ -55,24 +55,39 @@ class Submission:
             if not request.cancelled:
                 self.served.engine.cancel(request)
 
-    async def events(self) -> AsyncIterator[tuple[int, Event]]:
-        """(choice index, event) until every choice has finished."""
+    async def events(self) -> AsyncIterator[tuple[int, list[Event]]]:
+        """(choice index, events) until every choice has finished.
+
+        Events that are already waiting are handed over together (consecutive ones of one
+        choice in one list), so a server that falls behind writes fewer, larger chunks
+        instead of falling further behind.
+        """
         pending = len(self.requests)
+        generated = self.metrics.generated.labels(self.served.id)
         while pending:
-            index, event = await self.queue.get()
-            if event.token_id is not None:
-                self.metrics.generated.labels(self.served.id).inc()
-                if index not in self.first_token:
-                    self.first_token[index] = time.perf_counter()
-                    ttft = self.first_token[index] - self.started
-                    self.metrics.ttft.labels(self.served.id).observe(ttft)
-            if event.finish is not None:
-                pending -= 1
-                if event.finish == "error":
-                    raise APIError(500, f"generation failed: {event.error}")
-                if event.finish == "cancelled":
-                    raise APIError(503, "the server is shutting down", code="cancelled")
-            yield index, event
+            ready = [await self.queue.get()]
+            while not self.queue.empty():
+                ready.append(self.queue.get_nowait())
+            groups: list[tuple[int, list[Event]]] = []
+            for index, event in ready:
+                if event.token_id is not None:
+                    generated.inc()
+                    if index not in self.first_token:
+                        self.first_token[index] = time.perf_counter()
+                        ttft = self.first_token[index] - self.started
+                        self.metrics.ttft.labels(self.served.id).observe(ttft)
+                if event.finish is not None:
+                    pending -= 1
+                    if event.finish == "error":
+                        raise APIError(500, f"generation failed: {event.error}")
+                    if event.finish == "cancelled":
+                        raise APIError(503, "the server is shutting down", code="cancelled")
+                if groups and groups[-1][0] == index and groups[-1][1][-1].finish is None:
+                    groups[-1][1].append(event)
+                else:
+                    groups.append((index, [event]))
+            for group in groups:
+                yield group
 
     async def watch(self, http: HTTPRequest, every: float = 0.2) -> None:
         """Cancel the choices as soon as the client disconnects (non-streaming requests)."""

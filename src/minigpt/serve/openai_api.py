@@ -171,8 +171,8 @@ async def _collect(sub: Submission, http: HTTPRequest) -> dict[int, list[Event]]
     watcher = asyncio.create_task(sub.watch(http))
     try:
         out: dict[int, list[Event]] = {}
-        async for index, event in sub.events():
-            out.setdefault(index, []).append(event)
+        async for index, events in sub.events():
+            out.setdefault(index, []).extend(events)
         return out
     finally:
         watcher.cancel()
@@ -206,10 +206,9 @@ async def _stream(
     finals: list[Event] = []
     for choice in first:
         yield {**head, "choices": [choice]}
-    async for index, event in sub.events():
-        if event.finish is not None:
-            finals.append(event)
-        choice = make(index, event)
+    async for index, events in sub.events():
+        finals += [e for e in events if e.finish is not None]
+        choice = make(index, events)
         if choice is not None:
             yield {**head, "choices": [choice]}
     if include_usage:
@@ -250,17 +249,13 @@ async def completions(body: CompletionRequest, http: HTTPRequest):
     head = _head("text_completion", served)
     if body.stream:
 
-        def make(index: int, event: Event) -> dict | None:
-            wants = body.logprobs is not None and event.token_id is not None
-            if not (event.text or wants or event.finish):
+        def make(index: int, events: list[Event]) -> dict | None:
+            text, finish = "".join(e.text for e in events), events[-1].finish
+            wants = body.logprobs is not None and any(e.token_id is not None for e in events)
+            if not (text or wants or finish):
                 return None
-            lp = _completion_logprobs(tok, [event]) if wants else None
-            return {
-                "index": index,
-                "text": event.text,
-                "logprobs": lp,
-                "finish_reason": event.finish,
-            }
+            lp = _completion_logprobs(tok, events) if wants else None
+            return {"index": index, "text": text, "logprobs": lp, "finish_reason": finish}
 
         first = [
             {"index": i, "text": echo[i // n], "logprobs": None, "finish_reason": None}
@@ -307,13 +302,14 @@ async def chat_completions(body: ChatRequest, http: HTTPRequest):
     if body.stream:
         head["object"] = "chat.completion.chunk"
 
-        def make(index: int, event: Event) -> dict | None:
-            wants = logprobs is not None and event.token_id is not None
-            if not (event.text or wants or event.finish):
+        def make(index: int, events: list[Event]) -> dict | None:
+            text, finish = "".join(e.text for e in events), events[-1].finish
+            wants = logprobs is not None and any(e.token_id is not None for e in events)
+            if not (text or wants or finish):
                 return None
-            delta = {"content": event.text} if event.text else {}
-            lp = _chat_logprobs(tok, [event]) if wants else None
-            return {"index": index, "delta": delta, "logprobs": lp, "finish_reason": event.finish}
+            delta = {"content": text} if text else {}
+            lp = _chat_logprobs(tok, events) if wants else None
+            return {"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}
 
         first = [
             {

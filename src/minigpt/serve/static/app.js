@@ -131,14 +131,19 @@ async function generate() {
         first = first || performance.now();
       }
       if (choice.text) {
-        const span = document.createElement("span");
-        span.className = "tok";
-        span.textContent = choice.text;
-        if (lp && lp.tokens.length) {
-          const p = Math.exp(lp.token_logprobs[0]);
-          span.title = `token ${JSON.stringify(lp.tokens.join(""))}  logprob ${lp.token_logprobs[0].toFixed(3)}  p=${p.toFixed(3)}`;
-        }
-        out.appendChild(span);
+        // One box per token where the chunk's tokens spell its text (a busy server may send
+        // several tokens in one chunk); else one box for the chunk.
+        const tokens = lp && lp.tokens.join("") === choice.text ? lp.tokens : [choice.text];
+        tokens.forEach((text, i) => {
+          const span = document.createElement("span");
+          span.className = "tok";
+          span.textContent = text;
+          if (tokens.length === lp?.tokens.length) {
+            const p = Math.exp(lp.token_logprobs[i]);
+            span.title = `token ${JSON.stringify(text)}  logprob ${lp.token_logprobs[i].toFixed(3)}  p=${p.toFixed(3)}`;
+          }
+          out.appendChild(span);
+        });
       }
       if (choice.finish_reason) finish = choice.finish_reason;
       const seconds = (performance.now() - (first || start)) / 1000;
