@@ -33,18 +33,18 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def page():
-    run = train_chat_ready_run()
+def page(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("browser-runs")
+    run = shutil.copytree(train_chat_ready_run(), runs / "tiny")
     # a second run, so the runs view has something to compare
-    other = run.parent / "tiny-lr"
-    if not other.exists():
-        other.mkdir()
-        lines = [{"kind": "train", "iter": i, "loss": 4.0 - 0.015 * i} for i in range(1, 81)]
-        lines.append(
-            {"kind": "eval", "iter": 80, "train": 2.9, "val": 2.95, "val_ppl": 19.1, "val_bpb": 4.2}
-        )
-        (other / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
-    with live_server([str(run)], runs=run.parent) as url, sync_api.sync_playwright() as p:
+    other = runs / "tiny-lr"
+    other.mkdir()
+    lines = [{"kind": "train", "iter": i, "loss": 4.0 - 0.015 * i} for i in range(1, 81)]
+    lines.append(
+        {"kind": "eval", "iter": 80, "train": 2.9, "val": 2.95, "val_ppl": 19.1, "val_bpb": 4.2}
+    )
+    (other / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    with live_server([str(run)], runs=runs) as url, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 820})
         page.goto(url + "/")
