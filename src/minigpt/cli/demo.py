@@ -17,7 +17,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", metavar="FILE", help="your own text file instead of the built-in one")
     p.add_argument("--out", default="runs/demo", help="folder for the dataset and run")
-    p.add_argument("--max-iters", type=int, help="training steps (default: the preset's)")
+    p.add_argument(
+        "--max-iters",
+        type=int,
+        help="training steps (default: the preset's; with --chat, the tuning steps: 600)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument(
         "--chat",
@@ -33,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         if args.data:
             raise MiniGPTError("--chat uses the built-in help topics; leave out --data")
         out = args.out if args.out != "runs/demo" else "runs/demo-chat"
-        run_chat_demo(out_dir=out, tune_iters=args.max_iters, device=args.device)
+        tune = {"tune_iters": args.max_iters} if args.max_iters else {}
+        run_chat_demo(out_dir=out, device=args.device, **tune)
         return 0
     run_demo(data=args.data, out_dir=args.out, max_iters=args.max_iters, device=args.device)
     return 0

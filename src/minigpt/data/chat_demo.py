@@ -54,6 +54,17 @@ def demo_topics() -> list[tuple[str, str, str]]:
     return out
 
 
+def demo_conversation(records: list[dict], key: str) -> list[dict[str, str]]:
+    """The two-question conversation of the set that starts with topic ``key``."""
+    title = next(t for k, t, _ in demo_topics() if k == key)
+    first = QUESTIONS[0].format(title=title, key=key)
+    for record in records:
+        messages = record["messages"]
+        if len(messages) == 4 and messages[0]["content"] == first:
+            return messages
+    raise KeyError(key)
+
+
 def demo_conversations() -> list[dict]:
     """OpenAI-shape records: one per topic and question form, then two-topic conversations."""
     topics = demo_topics()
