@@ -1,4 +1,4 @@
-"""minigpt chat: a prompt loop that continues your text, with controls changeable per turn."""
+"""minigpt chat: talk to a chat-tuned model, or let a plain one continue your text."""
 
 from __future__ import annotations
 

@@ -114,9 +114,13 @@ def check_template(source: str, tok: Tokenizer) -> None:
 
 
 def reply_stop_ids(tok: Tokenizer) -> list[int]:
-    """The ids that end a reply: the end-of-turn token (and end-of-text, if there is one)."""
+    """The ids that end a reply: the end-of-turn token first, then end-of-text and every other
+    token of the template (a reply never holds a turn marker: one means the turn is over)."""
+    names = [END_OF_TURN, "<|endoftext|>"]
+    if tok.chat_template is not None:
+        names += template_tokens(tok.chat_template)
     specials = tok.special_tokens
-    return [specials[t] for t in (END_OF_TURN, "<|endoftext|>") if t in specials]
+    return [specials[t] for t in dict.fromkeys(names) if t in specials]
 
 
 def encode_with_specials(tok: Tokenizer, text: str) -> list[int]:
