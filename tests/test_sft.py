@@ -197,3 +197,33 @@ def test_fine_tuning_a_hugging_face_folder_grows_its_vocabulary(tmp_path, text_f
     train(config, init_from=f"hf:{tmp_path / 'hf'}")
     model, tok = load_model(out, device="cpu")
     assert model.config.vocab_size == tok.vocab_size and "<|end|>" in tok.special_tokens
+
+
+def test_the_server_renders_chat_with_the_template(tuned):
+    from minigpt.inference.chat_format import render_chat
+
+    _, tok = load_model(tuned[0], device="cpu")
+    messages = [{"role": "user", "content": "2+2?"}]
+    prompt = render_chat(tok, messages)
+    expected = encode_with_specials(tok, render(DEFAULT_TEMPLATE, messages, True))
+    assert prompt.templated and prompt.ids == expected and prompt.stop == ()
+    assert prompt.stop_ids[0] == tok.special_tokens["<|end|>"]
+
+
+def test_the_server_answers_with_the_template(tuned):
+    pytest.importorskip("fastapi")
+    openai = pytest.importorskip("openai")
+    from tests.serve_helpers import live_server
+
+    with live_server([str(tuned[0])]) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="none")
+        model = client.models.list().data[0].id
+        for question, answer in PAIRS[:2]:
+            reply = client.chat.completions.create(
+                model=model,
+                messages=[{"role": "user", "content": question}],
+                max_tokens=30,
+                temperature=0,
+            )
+            assert reply.choices[0].message.content == answer
+            assert reply.choices[0].finish_reason == "stop"

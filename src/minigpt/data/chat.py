@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from minigpt.config import suggest
-from minigpt.data.chat_template import ROLES, Message
+from minigpt.data.chat_template import Message
 from minigpt.data.sources import file_format, open_binary
 from minigpt.errors import MiniGPTError
 
@@ -160,22 +160,6 @@ def skip_reason(messages: Sequence[Message]) -> str | None:
     if any(not m["content"].strip() for m in replies):
         return "empty_answer"
     return None
-
-
-def check_messages(messages: Any) -> list[Message]:
-    """Messages from the Python API or a server request: a list of role/content objects."""
-    if not isinstance(messages, list) or not messages:
-        raise MiniGPTError("messages must be a non-empty list of {'role', 'content'} objects")
-    out = []
-    for n, m in enumerate(messages, 1):
-        if not isinstance(m, dict) or "role" not in m or "content" not in m:
-            raise MiniGPTError(f"message {n} must be an object with 'role' and 'content'")
-        if m["role"] not in ROLES:
-            raise MiniGPTError(
-                f"message {n} has unknown role {m['role']!r}; use {', '.join(ROLES)}"
-            )
-        out.append({"role": m["role"], "content": _text(m["content"], f"message {n}", "content")})
-    return out
 
 
 def _jsonl_records(path: Path, compression: str | None) -> Iterator[tuple[Any, str]]:

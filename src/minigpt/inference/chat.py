@@ -23,10 +23,10 @@ import torch
 
 from minigpt.config import coerce, suggest
 from minigpt.config.sampling import SampleConfig
-from minigpt.data.chat_template import Message
+from minigpt.data.chat_template import Message, check_template
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
-from minigpt.inference.chat_completion import ChatReply, chat_template_of, stream_chat
+from minigpt.inference.chat_completion import ChatReply, stream_chat
 from minigpt.inference.generate import make_generator, stream_samples, unescape
 from minigpt.model import GPT
 
@@ -185,7 +185,7 @@ def chat(
     state = ChatState(config, make_generator(device, config.seed), history)
     state.template, state.system = tokenizer.chat_template is not None, system
     if state.template:
-        chat_template_of(tokenizer)  # a template the tokenizer cannot encode: one line, now
+        check_template(tokenizer.chat_template, tokenizer)  # one line now, not at the 1st reply
         write("minigpt chat: talk to the model; /help for commands, Ctrl-D quits\n")
     elif system:
         raise MiniGPTError("--system needs a chat-tuned model (one with a chat template)")

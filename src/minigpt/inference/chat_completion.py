@@ -18,29 +18,12 @@ from typing import Any
 import torch
 
 from minigpt.config.sampling import SampleConfig
-from minigpt.data.chat import check_messages
-from minigpt.data.chat_template import (
-    Message,
-    check_template,
-    encode_with_specials,
-    reply_stop_ids,
-)
-from minigpt.data.chat_template import render as render_template
+from minigpt.data.chat_template import Message, reply_stop_ids
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
+from minigpt.inference.chat_format import check_messages, template_ids
 from minigpt.inference.generate import TextStream, make_generator
 from minigpt.model import GPT
-
-
-def chat_template_of(tokenizer: Tokenizer) -> str:
-    """The tokenizer's chat template; a model without one was never tuned to chat."""
-    if tokenizer.chat_template is None:
-        raise MiniGPTError(
-            "this model has no chat template (it was not tuned on conversations); tune it with "
-            "`minigpt prepare --format chat` and `minigpt train --preset sft --init-from RUN`"
-        )
-    check_template(tokenizer.chat_template, tokenizer)
-    return tokenizer.chat_template
 
 
 def trim_history(messages: Sequence[Message], fits: Any) -> tuple[list[Message], int]:
@@ -68,15 +51,10 @@ def chat_prompt_ids(
 ) -> tuple[list[int], int]:
     """Token ids of the prompt for the next reply, trimmed to leave ``reply_room`` tokens of
     the block free; and the number of messages trimmed."""
-    template = chat_template_of(tokenizer)
     messages = check_messages(list(messages))
     room = block_size - min(reply_room, block_size // 2)
-
-    def ids(ms: Sequence[Message]) -> list[int]:
-        return encode_with_specials(tokenizer, render_template(template, ms, True))
-
-    kept, dropped = trim_history(messages, lambda ms: len(ids(ms)) <= room)
-    return ids(kept), dropped
+    kept, dropped = trim_history(messages, lambda ms: len(template_ids(tokenizer, ms)) <= room)
+    return template_ids(tokenizer, kept), dropped
 
 
 @dataclass
