@@ -7,7 +7,7 @@ from typing import Any
 
 from minigpt.checkpoint import save_checkpoint
 from minigpt.config import load_config
-from minigpt.config.presets import MODERN_RECIPE
+from minigpt.config.presets import MODERN_RECIPE, PRESETS
 from minigpt.data.chat_template import CHAT_TOKENS, DEFAULT_TEMPLATE
 from minigpt.data.special_tokens import add_special_tokens
 from minigpt.data.tokenizer import BPETokenizer, Tokenizer
@@ -23,13 +23,17 @@ MULTILINGUAL = (
     "Emoji: 😀🎉👍🏽 🇦🇿 — done.\n"
 )
 ARCHITECTURE = ("pos", "norm", "qk_norm", "mlp", "tie_embeddings", "logit_softcap", "bias")
-# The presets' option combinations (cpu-fast and modern-124m share the modern recipe;
-# course-100m is GPT-2 without biases) and one per standard class.
-CPU_FAST = {k: v for k, v in MODERN_RECIPE.items() if k in (*ARCHITECTURE, "zero_init_proj")}
+ARCH_FIELDS = (*ARCHITECTURE, "zero_init_proj")
+# The presets' option combinations (cpu-fast: the modern recipe as Qwen3; modern-124m: the
+# modern recipe with ReLU² and the soft-cap; course-100m: GPT-2 without biases) and one per
+# standard class.
+MODERN = {k: v for k, v in MODERN_RECIPE.items() if k in ARCH_FIELDS}
+CPU_FAST = {k: v for k, v in PRESETS["cpu-fast"].items() if k in ARCH_FIELDS}
 COMBINATIONS: dict[str, tuple[dict[str, Any], str]] = {
     "gpt2-default": ({}, "gpt2"),
     "course-100m": ({"bias": False}, "gpt2"),
-    "cpu-fast": (CPU_FAST, "minigpt"),
+    "cpu-fast": (CPU_FAST, "qwen3"),
+    "modern-124m": (MODERN, "minigpt"),
     "llama": (
         {"pos": "rope", "norm": "rmsnorm", "mlp": "swiglu", "rope_base": 500.0, "bias": False},
         "llama",
@@ -43,7 +47,7 @@ COMBINATIONS: dict[str, tuple[dict[str, Any], str]] = {
         "qwen3",
     ),
     "arcee": ({"pos": "rope", "norm": "rmsnorm", "mlp": "relu2", "bias": False}, "arcee"),
-    "softcap-swiglu": ({**CPU_FAST, "mlp": "swiglu"}, "minigpt"),
+    "softcap-swiglu": ({**MODERN, "mlp": "swiglu"}, "minigpt"),
     "learned-rmsnorm-gelu": ({"norm": "rmsnorm", "qk_norm": True}, "minigpt"),
 }
 SHAPE = dict(n_layer=2, n_head=2, n_embd=32, block_size=32)

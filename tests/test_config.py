@@ -106,6 +106,8 @@ def test_modern_options_are_checked(overrides, pattern):
 def test_modern_presets_resolve():
     fast = load_config(preset="cpu-fast")
     assert (fast.model.pos, fast.model.norm, fast.train.optimizer) == ("rope", "rmsnorm", "muon")
+    # Exactly Qwen3's architecture (issue 16): SwiGLU, QK-norm, no soft-cap, no biases.
+    assert (fast.model.mlp, fast.model.qk_norm, fast.model.logit_softcap) == ("swiglu", True, 0.0)
     big = load_config(preset="modern-124m")
     assert (big.model.n_layer, big.model.n_embd, big.model.block_size) == (12, 768, 1024)
     # The course presets keep the classic GPT-2 architecture.

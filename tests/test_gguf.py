@@ -30,7 +30,8 @@ pytest.importorskip("gguf")
 pytest.importorskip("accelerate")  # transformers' GGUF loader needs it
 
 GGUF_COMBINATIONS = {
-    name: COMBINATIONS[name] for name in ("gpt2-default", "course-100m", "llama", "qwen3")
+    name: COMBINATIONS[name]
+    for name in ("gpt2-default", "course-100m", "cpu-fast", "llama", "qwen3")
 }
 GGUF_COMBINATIONS["llama-untied"] = ({**COMBINATIONS["llama"][0], "tie_embeddings": False}, "llama")
 
@@ -88,6 +89,8 @@ def test_ollama_modelfile(tmp_path, tokenizer, capsys):
         capsys, "export", run, "--format", "gguf", "--out", out, "--quant", "q8_0", "--ollama"
     )
     assert code == 0 and "checked with transformers' GGUF reader" in stdout
+    assert f"to {out}, {out.parent / 'Modelfile'} (" in stdout
+    assert "note: llama.cpp architecture llama, weights q8_0" in stdout
     modelfile = (tmp_path / "m" / "Modelfile").read_text()
     assert "FROM ./model.gguf\n" in modelfile
     assert 'TEMPLATE """{{ .Prompt }}"""' in modelfile
@@ -119,7 +122,7 @@ def test_ollama_modelfile_renders_the_chat_template(tmp_path):
 @pytest.mark.parametrize(
     ("options", "args", "pattern"),
     [
-        (COMBINATIONS["cpu-fast"][0], [], "the closest, Qwen3, cannot express its mlp='relu2'"),
+        (COMBINATIONS["modern-124m"][0], [], "the closest, Qwen3, cannot express its mlp='relu2'"),
         (
             COMBINATIONS["arcee"][0],
             [],
@@ -157,7 +160,7 @@ def test_llama_cpp_greedy_tokens_equal_minigpts(tmp_path, tokenizer):
     """llama.cpp itself (skipped where llama-cpp-python is not installed: it compiles
     llama.cpp, too slow for CI)."""
     pytest.importorskip("llama_cpp")
-    for name in ("gpt2-default", "llama", "qwen3"):
+    for name in ("gpt2-default", "llama", "qwen3", "cpu-fast"):
         run = random_run(tmp_path / name, COMBINATIONS[name][0], tokenizer, seed=2, block_size=64)
         path = export_gguf(run, tmp_path / f"{name}.gguf").path
         model, _ = load_model(run, device="cpu")

@@ -214,6 +214,5 @@ def export_gguf(
     notes = [f"llama.cpp architecture {arch.model_type}, weights {quant}"]
     if tokenizer.eot_id is None:
         notes.append("no end-of-text token: generation stops at the token limit")
-    return GGUFResult(
-        out, ckpt.path, ckpt.iteration, arch.model_type, quant, out.stat().st_size, notes
-    )
+    size = out.stat().st_size
+    return GGUFResult(out, ckpt.path, ckpt.iteration, arch.model_type, quant, size, files, notes)
