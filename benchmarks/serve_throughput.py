@@ -107,8 +107,16 @@ def request(shape: str, i: int, tokens: int) -> dict:
     }
 
 
-def run_batch(port: int, bodies: list[dict], concurrent: bool) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) the server process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_batch(port: int, bodies: list[dict], concurrent: bool, pid: int) -> dict:
     results: list = [None] * len(bodies)
+    cpu = cpu_seconds(pid)
 
     def one(i: int) -> None:
         results[i] = stream(port, bodies[i])
@@ -124,11 +132,13 @@ def run_batch(port: int, bodies: list[dict], concurrent: bool) -> dict:
         for i in range(len(bodies)):
             one(i)
     wall = time.perf_counter() - start
+    cpu = cpu_seconds(pid) - cpu
     tokens = sum(len(a) for _, a in results)
     ttft = [a[0] - s for s, a in results]
     gaps = [(a[-1] - a[0]) / (len(a) - 1) for _, a in results]
     return {
         "tok_s": tokens / wall,
+        "tok_cpu_s": tokens / cpu,
         "ttft": statistics.median(ttft),
         "per_token": statistics.median(gaps),
     }
@@ -179,12 +189,12 @@ def bench(shape: str, rounds: int, threads: int) -> dict:
         tokens = SHAPES[shape]["tokens"]
         bodies = [request(shape, i, tokens) for i in range(CLIENTS)]
         model, tokenizer = build(shape)
-        run_batch(port, bodies[:2], concurrent=True)  # warm-up
+        run_batch(port, bodies[:2], concurrent=True, pid=proc.pid)  # warm-up
         rows: dict[str, list] = {"seq": [], "conc": [], "single": [], "sample": []}
         for r in range(rounds):
-            rows["seq"].append(run_batch(port, bodies, concurrent=False))
-            rows["conc"].append(run_batch(port, bodies, concurrent=True))
-            rows["single"].append(run_batch(port, bodies[:1], concurrent=False))
+            rows["seq"].append(run_batch(port, bodies, concurrent=False, pid=proc.pid))
+            rows["conc"].append(run_batch(port, bodies, concurrent=True, pid=proc.pid))
+            rows["single"].append(run_batch(port, bodies[:1], concurrent=False, pid=proc.pid))
             rows["sample"].append(sample_speed(model, tokenizer, tokens))
             print(
                 f"{shape} round {r + 1}: seq {rows['seq'][-1]['tok_s']:.1f} tok/s, "
@@ -200,6 +210,11 @@ def bench(shape: str, rounds: int, threads: int) -> dict:
         return statistics.median(x[key] for x in rows[name])
 
     return {
+        "ratio": statistics.median(
+            c["tok_s"] / q["tok_s"] for c, q in zip(rows["conc"], rows["seq"], strict=True)
+        ),
+        "cpu_seq": med("seq", "tok_cpu_s"),
+        "cpu_conc": med("conc", "tok_cpu_s"),
         "seq": med("seq", "tok_s"),
         "conc": med("conc", "tok_s"),
         "ttft1": med("seq", "ttft"),
@@ -232,13 +247,17 @@ def main() -> None:
         f"{os.cpu_count()} cores; torch threads {args.threads}; {args.rounds} rounds, medians\n"
     )
     print(
-        "| model | tokens/request | 8 sequential tok/s | 8 concurrent tok/s | ratio | TTFT 1 / 8 clients | per-token 1 / 8 clients | single stream vs `minigpt sample` tok/s |"
+        "| model | tokens/request | 8 sequential tok/s | 8 concurrent tok/s | ratio (median of "
+        "rounds) | tokens per server CPU-second, seq / conc | TTFT 1 / 8 clients | per-token "
+        "1 / 8 clients | single stream vs `minigpt sample` tok/s |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for shape, r in results.items():
         print(
-            f"| {shape} | {r['tokens']} | {r['seq']:.1f} | {r['conc']:.1f} | {r['conc'] / r['seq']:.2f}x | "
-            f"{r['ttft1'] * 1e3:.0f} / {r['ttft8'] * 1e3:.0f} ms | {r['tpt1'] * 1e3:.1f} / {r['tpt8'] * 1e3:.1f} ms | "
+            f"| {shape} | {r['tokens']} | {r['seq']:.1f} | {r['conc']:.1f} | {r['ratio']:.2f}x | "
+            f"{r['cpu_seq']:.1f} / {r['cpu_conc']:.1f} ({r['cpu_conc'] / r['cpu_seq']:.2f}x) | "
+            f"{r['ttft1'] * 1e3:.0f} / {r['ttft8'] * 1e3:.0f} ms | "
+            f"{r['tpt1'] * 1e3:.1f} / {r['tpt8'] * 1e3:.1f} ms | "
             f"{r['single']:.1f} vs {r['sample']:.1f} ({r['single'] / r['sample']:.2f}x) |"
         )
 

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from minigpt.inference.batching import BatchEngine
 from minigpt.serve.app import create_app
-from minigpt.serve.registry import load_served
+from minigpt.serve.registry import ServedModel, load_served
 from minigpt.serve.settings import ServeConfig
 
 
@@ -23,12 +24,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(models: list[str], runs: Path | None = None, **limits) -> Iterator[str]:
-    """Yield the base URL of a running server; stop it (and its engines) afterwards."""
+def live_server(
+    models: list[str], runs: Path | None = None, loaded: dict | None = None, **limits
+) -> Iterator[str]:
+    """Yield the base URL of a running server; stop it (and its engines) afterwards.
+
+    ``loaded``: name -> (model, tokenizer) already in memory, served beside ``models``.
+    """
     import uvicorn
 
     config = ServeConfig(port=free_port(), runs=runs, device="cpu", **limits)
-    app = create_app(config, load_served(models, config))
+    served = load_served(models, config)
+    for name, (model, tokenizer) in (loaded or {}).items():
+        engine = BatchEngine(model, tokenizer, config.max_batch, config.max_queue)
+        served[name] = ServedModel(name, "memory", model, tokenizer, engine, 0)
+    app = create_app(config, served)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=config.port, log_level="warning")
     )

@@ -10,6 +10,7 @@ second (``Submission.watch``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -286,15 +287,17 @@ async def chat_completions(body: ChatRequest, http: HTTPRequest):
         {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
         for m in body.messages
     ]
+    requested = (
+        body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    )
     try:
         chat = render_chat(tok, messages)
     except MiniGPTError as e:
         raise APIError(400, str(e), "messages") from None
-    requested = (
-        body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
-    )
-    body = body.model_copy(update={"stop": [*chat.stop, *body.stops()]})
-    configs = _settings(st, body, requested, st.config.default_chat_max_tokens)
+    configs = [
+        dataclasses.replace(c, stop=(*chat.stop, *c.stop))
+        for c in _settings(st, body, requested, st.config.default_chat_max_tokens)
+    ]
     logprobs = (body.top_logprobs or 0) if body.logprobs else None
     prompts = [chat.ids]
     sub = _submit(st, served, prompts, configs, body, logprobs, chat.stop_ids)
