@@ -16,6 +16,12 @@ EXTRA_OF = {
     "optuna": "sweep",
     "transformers": "hf",
     "pyarrow": "parquet",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "prometheus_client": "serve",
+    "wandb": "wandb",
+    "trackio": "trackio",
+    "mlflow": "mlflow",
 }
 
 

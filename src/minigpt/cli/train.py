@@ -10,6 +10,7 @@ from minigpt.config import load_config
 from minigpt.runtime import resolve_device
 from minigpt.training.distributed import is_main_process
 from minigpt.training.launch import launch
+from minigpt.training.trackers import TRACKERS, make_trackers
 from minigpt.training.trainer import CONFIG_FILE, TrainingInterrupted, train
 
 
@@ -29,6 +30,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument(
+        "--log-to",
+        action="append",
+        default=[],
+        choices=TRACKERS,
+        metavar="TRACKER",
+        help="also send metrics, config and samples to wandb, trackio or mlflow "
+        "(repeatable; each needs its extra, e.g. pip install 'minigpt[wandb]')",
+    )
+    p.add_argument(
         "--nproc",
         type=int,
         metavar="N",
@@ -47,6 +57,8 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
         if getattr(args, option):
             argv += ["--" + option.replace("_", "-"), str(getattr(args, option))]
     argv += [f"--{flag}" for flag in ("resume", "force", "progress") if getattr(args, flag)]
+    for tracker in args.log_to:
+        argv += ["--log-to", tracker]
     return argv
 
 
@@ -54,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc is not None and args.nproc != 1:
         # Bad input fails here, once, rather than on every rank.
         config = load_config(args.preset, args.config, config_overrides(args))
+        make_trackers(args.log_to)  # a tracker that is not installed: one line, here
         return launch(args.nproc, worker_argv(args), resolve_device(config.train.device))
     overrides = config_overrides(args)
     config_file = args.config
@@ -62,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         saved = Path(overrides.get("out_dir", "runs/default")) / CONFIG_FILE
         config_file = saved if saved.is_file() else None
     config = load_config(args.preset, config_file, overrides)
+    trackers = make_trackers(args.log_to)
     try:
         result = train(
             config,
@@ -69,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             init_from=args.init_from,
             progress=args.progress,
+            callbacks=trackers,
         )
     except TrainingInterrupted as e:
         return 128 + e.signum  # the shell convention: 130 for Ctrl-C, 143 for SIGTERM
