@@ -220,7 +220,7 @@ def tiny_chat_dataset(tmp_path, n=12):
 
 
 def test_loss_ignores_every_prompt_token(tmp_path):
-    data = ChatDataset(tiny_chat_dataset(tmp_path))
+    data = ChatDataset(tiny_chat_dataset(tmp_path), "pack")
     torch.manual_seed(0)
     model = GPT(
         ModelConfig(n_layer=1, n_head=2, n_embd=16, block_size=32, vocab_size=data.data.vocab_size)

@@ -114,10 +114,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Supervised fine-tuning on a chat dataset: with --init-from RUN (or hf:DIR), whose model
     # shape the run takes. A lower learning rate than pretraining, a short warm-up, a few
     # hundred steps (a few epochs of a small instruction set), frequent evals on held-out
-    # conversations, and packed batches (BENCHMARKS.md: faster than padding at the same loss).
+    # conversations, and padded batches (on CPU, packing's attention mask costs more than the
+    # padding it saves: BENCHMARKS.md, issue 15).
     "sft": dict(
         data_format="chat",
-        chat_batching="pack",
+        chat_batching="pad",
         dropout=0.0,
         batch_size=16,
         lr=1e-3,

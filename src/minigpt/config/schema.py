@@ -97,7 +97,7 @@ class TrainConfig:
         "text", "text, or chat: a chat dataset (prepare --format chat), trained on replies only"
     )
     chat_batching: str = described(
-        "pack", "chat: pack conversations into each row (attention kept inside each), or pad"
+        "pad", "chat: pad (one conversation per row), or pack them (attention kept inside each)"
     )
 
 

@@ -3,11 +3,15 @@
 Targets outside the replies are ``IGNORE`` (-100, what ``F.cross_entropy`` skips), so the loss
 is the mean over reply tokens only. Two ways to fill a batch:
 
-- **packing** (the default): each row starts at a random conversation and takes the ones after
+- **padding** (the default): each row is one random conversation, padded to the longest row of
+  the batch;
+- **packing**: each row starts at a random conversation and takes the ones after
   it until ``block_size + 1`` tokens are filled (the last one may be cut). ``segments`` numbers
   the conversations of each row: the model keeps attention inside a conversation and restarts
-  positions at its first token, so a packed row trains exactly like its conversations one by one;
-- **padding**: each row is one random conversation, padded to the longest row of the batch.
+  positions at its first token, so a packed row trains exactly like its conversations one by
+  one. On CPU the explicit attention mask makes a step about twice as slow as padding's causal
+  kernel, which outweighs the padding saved (BENCHMARKS.md); on long blocks of short
+  conversations, or GPUs, packing may win: measure with ``benchmarks/sft.py``.
 
 Like the text dataset, which conversations a batch holds depends only on the generator from
 ``batch_rng``: a resumed run reads the same batches.
@@ -64,7 +68,7 @@ class ChatDataset:
     ``tokenizer()``, ``check_block_size``, ``get_batch``), with batches made by ``batching``.
     """
 
-    def __init__(self, data: Dataset | str | Path, batching: str = "pack") -> None:
+    def __init__(self, data: Dataset | str | Path, batching: str = "pad") -> None:
         if batching not in BATCHING:
             raise MiniGPTError(
                 f"chat batching must be one of {', '.join(BATCHING)}, not {batching!r}"
