@@ -106,7 +106,9 @@ def run_chat_demo(
     corpus.write_text(builtin_corpus(), encoding="utf-8")
     text = prepare_dataset([corpus], out / "data", force=True, quiet=True)
     overrides = {"data": str(text), "out_dir": str(out / "base"), "device": device}
-    overrides.update(block_size=128, max_iters=pretrain_iters, eval_interval=pretrain_iters // 4)
+    overrides.update(
+        block_size=128, max_iters=pretrain_iters, eval_interval=max(1, pretrain_iters // 4)
+    )
     print(f"1/3 pretraining cpu-demo (block 128) on Python's help topics, {pretrain_iters} steps")
     base = train(load_config(preset="cpu-demo", overrides=overrides), force=True, progress=True)
     questions = out / "instructions.jsonl"
