@@ -184,8 +184,6 @@ def export_gguf(
         writer.add_token_list(vocab.tokens)
         writer.add_token_types(vocab.types)
         writer.add_token_merges(vocab.merges)
-        if not vocab.merges:  # readers that find no merges derive them from scores (none here)
-            writer.add_token_scores([-float(i) for i in range(len(vocab.tokens))])
         if vocab.eot_id is not None:
             writer.add_bos_token_id(vocab.eot_id)
             writer.add_eos_token_id(vocab.eot_id)

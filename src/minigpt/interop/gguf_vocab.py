@@ -7,11 +7,11 @@ GPT-2's split pattern, the one minigpt's BPE and GPT-2 tokenizers use). So:
 - **BPE** (minigpt's ``bpe`` kind, plain byte-level) and **GPT-2** (tiktoken): the
   tokenizers-library form minigpt already writes for Hugging Face, read into token list,
   types and merges; special tokens are CONTROL tokens.
-- **char** with only ASCII characters: the same ids as a byte-level vocabulary with no merges
-  (each character is one byte, one token), so llama.cpp encodes exactly like minigpt.
-  A char vocabulary with other characters is refused: each such character is several
-  bytes, which byte-level BPE can only join through merges whose intermediate pieces need
-  tokens (and model rows) of their own, which the model does not have.
+- **char**: refused. An ASCII char vocabulary would be a byte-level vocabulary with no merges
+  (the same ids), but llama.cpp refuses a BPE vocabulary without merges, the gguf writer
+  cannot write an empty list, and any merge needs its result as a token, hence a model row,
+  that a char model does not have; other characters would need such merges anyway (each is
+  several bytes).
 - Other tokenizers (a reused tokenizer with another pre-tokenizer or normaliser) are refused.
 
 The model's vocabulary may be larger than the tokenizer's (padding rows): the extra ids
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minigpt.data.hf_tokenizer import byte_to_unicode, tokenizer_json
+from minigpt.data.hf_tokenizer import tokenizer_json
 from minigpt.data.tokenizer import CharTokenizer, Tokenizer
 from minigpt.errors import MiniGPTError
 
@@ -41,9 +41,12 @@ class GGUFVocab:
 def gguf_vocab(tokenizer: Tokenizer, model_vocab_size: int) -> GGUFVocab:
     """The GGUF vocabulary of ``tokenizer``, padded to the model's vocabulary size."""
     if isinstance(tokenizer, CharTokenizer):
-        tokens, types, merges = _char_vocab(tokenizer)
-    else:
-        tokens, types, merges = _bpe_vocab(tokenizer)
+        raise MiniGPTError(
+            "GGUF holds BPE vocabularies, and llama.cpp refuses one without merges, which a "
+            "char tokenizer cannot have without tokens (and model rows) of its own; export it "
+            "with --format hf, or prepare the data with --tokenizer bpe for a GGUF model"
+        )
+    tokens, types, merges = _bpe_vocab(tokenizer)
     if len(tokens) > model_vocab_size:
         raise MiniGPTError(
             f"the tokenizer has {len(tokens)} tokens but the model only {model_vocab_size} rows"
@@ -52,24 +55,6 @@ def gguf_vocab(tokenizer: Tokenizer, model_vocab_size: int) -> GGUFVocab:
     tokens += [f"[PAD{i}]" for i in pad]
     types += [UNUSED] * len(pad)
     return GGUFVocab(tokens, types, merges, tokenizer.eot_id)
-
-
-def _char_vocab(tok: CharTokenizer) -> tuple[list[str], list[int], list[str]]:
-    wide = [c for c in tok.chars if ord(c) > 127]
-    if wide:
-        shown = "".join(wide[:5])
-        raise MiniGPTError(
-            f"GGUF stores byte-level BPE vocabularies; this char tokenizer has {len(wide)} "
-            f"non-ASCII characters (e.g. {shown!r}) that would need merge tokens the model has "
-            "no rows for; export it with --format hf, or prepare the data with a BPE tokenizer"
-        )
-    table = byte_to_unicode()
-    tokens = [table[ord(c)] for c in tok.chars]
-    types = [NORMAL] * len(tokens)
-    for name, _ in sorted(tok.special_tokens.items(), key=lambda kv: kv[1]):
-        tokens.append(name)  # <unk> and chat markers, after the characters, in id order
-        types.append(CONTROL)
-    return tokens, types, []
 
 
 def _bpe_vocab(tok: Tokenizer) -> tuple[list[str], list[int], list[str]]:
