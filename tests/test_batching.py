@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -106,3 +107,26 @@ def test_engine_penalties_and_logprobs(loaded):
     text = "".join(e.text for e in penalised)
     assert text != plain
     assert max(text.count(c) for c in set(text)) <= max(plain.count(c) for c in set(plain))
+
+
+def test_prompts_that_arrive_together_are_prefilled_as_one_batch(loaded):
+    model, tokenizer = loaded
+    prompts = ["To be", "Or to", "To di"]  # the same length: one batched prefill
+    expected = [
+        generate_text(model, tokenizer, p, max_new_tokens=12, temperature=0)[len(p) :]
+        for p in prompts
+    ]
+    engine = BatchEngine(model, tokenizer, max_batch=4)  # not started: all three wait
+    events: list[list] = [[], [], []]
+    for i, p in enumerate(prompts):
+        config = SampleConfig(max_new_tokens=12, temperature=0)
+        engine.submit(Request(prompt_ids(tokenizer, p), config, events[i].append))
+    calls = []
+    original = engine._prefill_new
+    engine._prefill_new = lambda slots: calls.append(list(slots)) or original(slots)
+    engine.start()
+    while not all(e and e[-1].finish for e in events):
+        time.sleep(0.01)
+    engine.stop()
+    assert calls[0] == [0, 1, 2]
+    assert ["".join(e.text for e in ev) for ev in events] == expected

@@ -229,7 +229,8 @@ class BatchEngine:
                 list(request.prompt_ids),
             )
             self.live.append(live)
-            chosen[len(self.live) - 1] = self._prefill(len(self.live) - 1, live.ids)
+        fresh = [s for s in range(len(self.live)) if self.cache.lengths[s] == 0]
+        chosen.update(self._prefill_new(fresh))
         decode = []
         for slot, live in enumerate(self.live):
             if slot in chosen:
@@ -252,6 +253,24 @@ class BatchEngine:
         logits, _ = self.model(idx, kv_cache=view, last_only=True)
         self.cache.set_length(slot, view.pos)
         return logits[:, -1, :]
+
+    def _prefill_new(self, slots: list[int]) -> dict[int, torch.Tensor]:
+        """Run the prompts of requests that just took ``slots``: one that arrived alone the
+        way ``minigpt sample`` runs it, several of the same length as one batch."""
+        by_length: dict[int, list[int]] = {}
+        for s in slots:
+            by_length.setdefault(len(self.live[s].ids[-self.block_size :]), []).append(s)
+        out: dict[int, torch.Tensor] = {}
+        for group in by_length.values():
+            if len(group) == 1:
+                out[group[0]] = self._prefill(group[0], self.live[group[0]].ids)
+                continue
+            self.cache.use(group)
+            rows = [self.live[s].ids[-self.block_size :] for s in group]
+            idx = torch.tensor(rows, dtype=torch.long, device=self.device)
+            logits, _ = self.model(idx, kv_cache=self.cache, last_only=True)
+            out.update({s: logits[i : i + 1, -1, :] for i, s in enumerate(group)})
+        return out
 
     def _decode(self, slots: list[int]) -> dict[int, torch.Tensor]:
         """One batched step: each slot's newest token at its own position."""
