@@ -5,8 +5,8 @@ one decode step costs about the same for one sequence as for eight, because it i
 by reading the weights. ``BatchEngine`` runs one loop on its own thread:
 
 1. requests that arrived since the last step take free slots of a ``SlotKVCache``; each
-   prompt is run alone (prefill), exactly as ``minigpt sample`` runs it, and its first token
-   is chosen;
+   prompt is run (prefill) alone, exactly as ``minigpt sample`` runs it, or as one batch
+   with the other new prompts of its length; its first token is chosen;
 2. one decode step runs the newest token of every other live request as one batch, each row
    at its own position and with its own mask;
 3. each row's token is chosen with that request's own settings and random generator
