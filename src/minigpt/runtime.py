@@ -47,12 +47,82 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
-def resolve_compile(name: str, device: torch.device) -> bool:
-    """``auto`` compiles on CUDA only: there it is a large speed-up, while on CPU it saved
-    about 3% of step time for a minute of compiling (BENCHMARKS.md, issue 3)."""
-    if name == "auto":
-        return device.type == "cuda"
-    return name == "true"
+# What compiling a training step costs and saves on a CPU (Inductor's C++ backend), measured at
+# the classic 4x4x128 shape on a 2-core machine (BENCHMARKS.md, issue 17): the first compile of
+# a shape, and the share of an eager step's time the compiled step saves. With the persistent
+# cache (``compile_cache_dir``) later runs of the same shape compile in a fraction of that.
+CPU_COMPILE_SECONDS = 90.0
+CPU_COMPILE_SAVING = 0.25
+# fp32 training FLOP/s assumed for a CPU when estimating how long a run will take eagerly.
+CPU_TRAIN_FLOPS = 60e9
+
+
+@dataclass(frozen=True)
+class CompileChoice:
+    """Whether to ``torch.compile`` the model, and why (for the run's first log line)."""
+
+    enabled: bool
+    reason: str
+
+
+def choose_compile(
+    name: str, device: torch.device, run_flops: float | None = None
+) -> CompileChoice:
+    """``true``/``false`` as given; ``auto`` compiles on CUDA, and on a CPU when the run is long
+    enough to repay compiling: its estimated eager time (``run_flops`` at ``CPU_TRAIN_FLOPS``)
+    times the saving must exceed the compile time. The choice depends on the config only, so a
+    resumed run makes the same one (and computes bit for bit as the run it continues)."""
+    if name != "auto":
+        return CompileChoice(name == "true", f"compile {name}")
+    if device.type == "cuda":
+        return CompileChoice(True, "compile auto: on for CUDA")
+    if device.type != "cpu" or not run_flops:
+        return CompileChoice(False, f"compile auto: off on {device.type}")
+    eager = run_flops / CPU_TRAIN_FLOPS
+    saved = eager * CPU_COMPILE_SAVING
+    pays = saved > CPU_COMPILE_SECONDS
+    verdict = "on" if pays else "off"
+    return CompileChoice(
+        pays,
+        f"compile auto: {verdict} (~{eager / 60:.0f} min eager on this CPU, compiling saves "
+        f"~{saved:.0f} s for ~{CPU_COMPILE_SECONDS:.0f} s the first time)",
+    )
+
+
+def compile_cache_dir() -> str:
+    """Inductor's cache of compiled kernels and graphs, kept across runs and reboots: a shape
+    compiled once on this machine is loaded, not compiled, the next time. ``TORCHINDUCTOR_CACHE_DIR``
+    wins where set; by default ``~/.cache/minigpt/inductor`` (torch's own default lives in /tmp)."""
+    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(base, "minigpt", "inductor")
+    return os.environ["TORCHINDUCTOR_CACHE_DIR"]
+
+
+def physical_cores() -> int:
+    """CPU cores this process may use, counting each core once however many hardware threads
+    (SMT siblings) it has: compute-bound matmuls gain nothing from a core's second thread."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not cpus:
+        return os.cpu_count() or 1
+    cores = set()
+    for cpu in cpus:
+        try:
+            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list") as f:
+                cores.add(f.read().strip())
+        except OSError:  # no topology to read (not Linux): every CPU counts
+            return len(cpus)
+    return max(1, len(cores))
+
+
+def use_physical_cores() -> int:
+    """Intra-op threads = physical cores, unless the user chose (``OMP_NUM_THREADS`` or an
+    earlier ``torch.set_num_threads`` to something other than torch's default of one per
+    logical CPU). Returns the thread count in use."""
+    logical = os.cpu_count() or 1
+    if "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() == logical:
+        torch.set_num_threads(min(logical, physical_cores()))
+    return torch.get_num_threads()
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from minigpt.config import RunConfig
 from minigpt.errors import MiniGPTError
-from minigpt.runtime import is_out_of_memory
+from minigpt.model.sizing import flops_per_token
+from minigpt.runtime import CompileChoice, choose_compile, compile_cache_dir, is_out_of_memory
+
+
+def compile_choice(config: RunConfig, device: torch.device, tokens_per_step: int) -> CompileChoice:
+    """``--compile`` resolved for this run; ``auto`` weighs the run's FLOPs (its training steps
+    and evaluations) against the cost of compiling (``runtime.choose_compile``)."""
+    t, per_token = config.train, flops_per_token(config.model)
+    evals = t.max_iters // max(1, t.eval_interval) + 1
+    eval_tokens = evals * 2 * t.eval_iters * t.batch_size * config.model.block_size
+    run_flops = per_token * (tokens_per_step * t.max_iters + eval_tokens / 3)  # forward: 1/3
+    return choose_compile(t.compile, device, run_flops)
 
 
 class CompileFallback:
@@ -35,6 +47,7 @@ class CompileFallback:
         self.on_fallback = on_fallback  # e.g. drop the half-made gradients of the failed call
         self._ok: set[str] = set()
         if enabled:
+            compile_cache_dir()  # compiled kernels persist: a shape compiles once per machine
             try:
                 self.module = torch.compile(eager)
             except Exception as e:  # unsupported platform or Python version

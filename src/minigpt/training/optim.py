@@ -55,7 +55,9 @@ def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    fused = device.type == "cuda"
+    # One fused kernel for all parameters instead of ~10 small ops per parameter tensor: on a
+    # CPU at the classic shape that was most of the optimizer's share of the step.
+    fused = device.type in ("cuda", "cpu")
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
 
 

@@ -27,7 +27,7 @@ from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
 from minigpt.interop.hf_import import adopt_hf_model, is_hf_ref
 from minigpt.model import GPT
-from minigpt.runtime import resolve_device, resolve_dtype
+from minigpt.runtime import resolve_device, resolve_dtype, use_physical_cores
 from minigpt.training.distributed import Distributed
 from minigpt.training.distributed import init as init_distributed
 from minigpt.training.monitor import PLOT_FILE, SAMPLES_FILE, TENSORBOARD_DIR, MetricsLog
@@ -120,6 +120,8 @@ def set_up(
             f"batch size auto: micro-batch {cfg.batch_size} x grad_accum "
             f"{cfg.grad_accum} fits {device}"
         )
+    if device.type == "cpu":  # one intra-op thread per physical core (no SMT siblings)
+        use_physical_cores()
     if device.type == "cuda":  # TF32 matmuls for whatever still runs in fp32
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

@@ -35,11 +35,11 @@ from minigpt.config import RunConfig
 from minigpt.data.chat_dataset import ChatDataset
 from minigpt.errors import MiniGPTError
 from minigpt.evaluation.evaluate import bits_per_byte
-from minigpt.runtime import is_out_of_memory, resolve_compile
+from minigpt.runtime import is_out_of_memory
 from minigpt.training import report
 from minigpt.training.batches import Batches
 from minigpt.training.callbacks import Callback, RunCallbacks
-from minigpt.training.compile import CompileFallback
+from minigpt.training.compile import CompileFallback, compile_choice
 from minigpt.training.guards import LossGuard
 from minigpt.training.monitor import default_callbacks
 from minigpt.training.optim import lr_at
@@ -84,13 +84,14 @@ class Trainer:
         self.progress, self.watch, self.fresh_start = progress, watch, force and not resume
         self.callbacks = RunCallbacks(callbacks or [], self.dist.is_main)
         self.loss_guard = LossGuard(self.cfg, self.state, self.run_dir, self.log)
+        self.speed = report.Speedometer(self.config, self.device, self.dtype, self.dist.world_size)
+        self.compile_choice = compile_choice(self.config, self.device, self.tokens_per_step)
         self.forward_model = CompileFallback(  # distributed: DDP around the model
             self.dist.wrap(self.model),
-            resolve_compile(self.cfg.compile, self.device),
+            self.compile_choice.enabled,
             self.log,
             on_fallback=lambda: self.optimizer.zero_grad(set_to_none=True),
         )
-        self.speed = report.Speedometer(self.config, self.device, self.dtype, self.dist.world_size)
         self.stopping = StopRules(self.cfg, self.dist)
         self.last_eval: dict[str, Any] | None = None
         # Kept as a tensor: turning it into a float every step would wait for the GPU.
@@ -286,9 +287,11 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         compiled = "compiled" if self.forward_model.compiled else "eager"
+        threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
         self.log(
             f"training {self.model.num_params() / 1e6:.2f}M parameters on {self.device} "
-            f"({str(self.dtype).removeprefix('torch.')}, {compiled}, {self.dist.describe()}), "
+            f"({str(self.dtype).removeprefix('torch.')}, {compiled} [{self.compile_choice.reason}]"
+            f", {self.dist.describe()}{threads}), "
             f"{self.tokens_per_step:,} tokens per step, {self.cfg.max_iters} steps -> {self.run_dir}"
         )
         bar = report.progress_bar(

@@ -1,0 +1,139 @@
+"""minigpt's training step against the classic reference step, side by side in one process.
+
+    PYTHONPATH=src python benchmarks/train_step_race.py [--rounds 7] [--steps 10] [--no-record]
+
+The reference is ``../shared/bench/reference_step.py`` (the plain PyTorch GPT-2 step nanoGPT
+runs on a CPU: fp32, eager, AdamW), imported here and driven exactly as its own ``main`` does.
+minigpt runs its real ``Trainer.train_step`` (batches from the memory-mapped dataset, clipping,
+the loss guard) at the same shape: 4 layers, 4 heads, 128 wide, block 64, batch 12, vocabulary
+65 (Tiny Shakespeare's characters). Each variant is built once, warmed up (a compiled one
+compiles then, from the persistent cache when it has one), and the variants take turns for
+``--rounds`` rounds of ``--steps`` steps, so load from other jobs falls on all alike. The
+figure is the ratio of median step times, reference / minigpt (above 1: minigpt is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from record import machine_description, update_section
+
+from minigpt.config import load_config
+from minigpt.data.prepare import prepare_dataset
+from minigpt.training.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+# ../shared next to the checkout (or next to the folder of worktrees it sits in)
+SHARED = next((p / "shared" for p in ROOT.parents if (p / "shared" / "bench").is_dir()), ROOT)
+REFERENCE = SHARED / "bench" / "reference_step.py"
+SHAKESPEARE = SHARED / "data" / "tinyshakespeare.txt"
+SHAPE = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12)
+
+
+def reference_step() -> Callable[[], None]:
+    """One optimizer step of the reference, as its ``main`` runs it (a fresh random batch)."""
+    spec = importlib.util.spec_from_file_location("reference_step", REFERENCE)
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    torch.manual_seed(0)
+    model = ref.GPT(65, SHAPE["block_size"], SHAPE["n_layer"], SHAPE["n_head"], SHAPE["n_embd"])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    B, T = SHAPE["batch_size"], SHAPE["block_size"]
+
+    def step() -> None:
+        x, y = torch.randint(65, (B, T)), torch.randint(65, (B, T))
+        loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def minigpt_step(data: Path, out: Path, compile: str, dtype: str) -> Callable[[], None]:
+    overrides = dict(SHAPE, data=str(data), out_dir=str(out), device="cpu", dropout=0.0)
+    config = load_config(overrides={**overrides, "compile": compile, "dtype": dtype})
+    return Trainer(config, force=True).train_step
+
+
+VARIANTS = {  # name: (--compile, --dtype)
+    "minigpt eager": ("false", "float32"),
+    "minigpt compiled": ("true", "float32"),
+    "minigpt eager bf16": ("false", "bfloat16"),
+    "minigpt compiled bf16": ("true", "bfloat16"),
+}
+
+
+def race(variants: dict[str, Callable[[], None]], rounds: int, steps: int, warmup: int) -> dict:
+    setup = {}
+    for name, step in variants.items():
+        start = time.perf_counter()
+        for _ in range(warmup):
+            step()
+        setup[name] = time.perf_counter() - start
+        print(f"{name}: {warmup} warm-up steps {setup[name]:.1f} s", flush=True)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(rounds):
+        for name, step in variants.items():
+            for _ in range(steps):
+                start = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - start)
+        line = ", ".join(f"{n} {statistics.median(t[-steps:]) * 1e3:.1f}" for n, t in times.items())
+        print(f"round {r + 1}: {line} ms", flush=True)
+    return {name: (statistics.median(t) * 1e3, setup[name]) for name, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=10, help="steps per variant per round")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: minigpt's)")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {list(VARIANTS)}"
+    )
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = prepare_dataset([SHAKESPEARE], Path(tmp, "ds"), quiet=True)
+        variants = {"reference": reference_step()}
+        for i, name in enumerate(args.variants.split(",")):
+            compile, dtype = VARIANTS[name]
+            variants[name] = minigpt_step(data, Path(tmp, str(i)), compile, dtype)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        results = race(variants, args.rounds, args.steps, args.warmup)
+    ref_ms = results["reference"][0]
+    rows = [
+        f"| {name} | {ms:.1f} | {ref_ms / ms:.2f}x | {setup:.1f} s |"
+        for name, (ms, setup) in results.items()
+    ]
+    text = "\n".join(
+        [
+            "## Training step vs the reference step (issue 17)",
+            "",
+            f"Machine: {machine_description()}. Command: `PYTHONPATH=src python "
+            f"benchmarks/train_step_race.py --rounds {args.rounds} --steps {args.steps}"
+            f"{f' --threads {args.threads}' if args.threads else ''}`.",
+            "",
+            "| step | median ms/step | reference / this | warm-up (incl. compile) |",
+            "| --- | --- | --- | --- |",
+            *rows,
+        ]
+    )
+    print(text)
+    if not args.no_record:
+        update_section("train-step-race", text)
+
+
+if __name__ == "__main__":
+    main()
