@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from recipe_race import CLASSIC
 from record import machine_description, update_section

@@ -23,11 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from record import machine_description, update_section
 
 from minigpt.config import load_config
 from minigpt.data.prepare import prepare_dataset
 from minigpt.training.trainer import Trainer
+from record import machine_description, update_section
 
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared next to the checkout (or next to the folder of worktrees it sits in)
