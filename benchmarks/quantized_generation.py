@@ -33,6 +33,7 @@ from minigpt.model import GPT
 from minigpt.model.quantize import quantize_model
 from record import machine_description, update_section
 
+MODES = ("none", "int8", "int8-weight")
 PROMPTS = ("ROMEO:\n", "First Citizen:\nWe are", "The king ")
 
 
@@ -50,6 +51,7 @@ def speed(tokens: int, rounds: int) -> list[tuple[str, float]]:
     config = ModelConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
     fp32 = GPT(config).eval()
     int8 = quantize_model(copy.deepcopy(fp32), "int8")
+    int8_weight = quantize_model(copy.deepcopy(fp32), "int8-weight")
     hf_config = transformers.GPT2Config(n_embd=768, n_layer=12, n_head=12, n_positions=1024)
     hf = transformers.GPT2LMHeadModel(hf_config).eval()
     hf.load_state_dict(to_hf_tensors(fp32.state_dict(), config), strict=False)
@@ -72,6 +74,7 @@ def speed(tokens: int, rounds: int) -> list[tuple[str, float]]:
         "transformers fp32": run_hf,
         "minigpt fp32": minigpt(fp32),
         "minigpt int8": minigpt(int8),
+        "minigpt int8-weight": minigpt(int8_weight),
     }
     prompt = torch.randint(0, 50257, (1, 16), generator=torch.Generator().manual_seed(0))
     outputs = {name: run(prompt, 8) for name, run in paths.items()}  # warm-up
@@ -94,17 +97,20 @@ def agreement(a: list[int], b: list[int]) -> int:
 
 
 def quality(run: str, data: str, new: int) -> dict:
-    fp32_eval = evaluate_checkpoint(run, data, device="cpu")
-    int8_eval = evaluate_checkpoint(run, data, device="cpu", quantize="int8")
+    """Val loss of fp32 and each int8 mode, and greedy tokens each matches fp32 per prompt."""
+    out = {}
     fp32, tokenizer = load_model(run, device="cpu")
-    int8, _ = load_model(run, device="cpu", quantize="int8")
-    matches = []
-    for text in PROMPTS:
-        prompt = torch.tensor([prompt_ids(tokenizer, text)])
-        a = fp32.generate(prompt, new, temperature=0.0)[0, prompt.size(1) :].tolist()
-        b = int8.generate(prompt, new, temperature=0.0)[0, prompt.size(1) :].tolist()
-        matches.append(agreement(a, b))
-    return dict(fp32=fp32_eval, int8=int8_eval, matches=matches)
+    prompts = [torch.tensor([prompt_ids(tokenizer, text)]) for text in PROMPTS]
+    reference = [fp32.generate(p, new, temperature=0.0)[0, p.size(1) :].tolist() for p in prompts]
+    for mode in MODES:
+        result = evaluate_checkpoint(run, data, device="cpu", quantize=mode)
+        model, _ = load_model(run, device="cpu", quantize=mode)
+        matches = []
+        for prompt, ref in zip(prompts, reference, strict=True):
+            tokens = model.generate(prompt, new, temperature=0.0)[0, prompt.size(1) :].tolist()
+            matches.append(agreement(ref, tokens))
+        out[mode] = (result, matches)
+    return out
 
 
 def main() -> None:
@@ -115,6 +121,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--match-tokens", type=int, default=200, help="greedy tokens compared")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's)")
+    parser.add_argument("--no-speed", action="store_true", help="the quality part only")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     if args.threads:
@@ -122,24 +129,26 @@ def main() -> None:
     lines = []
     if args.run and args.data:
         q = quality(args.run, args.data, args.match_tokens)
-        change = q["int8"].perplexity / q["fp32"].perplexity - 1
+        base = q["none"][0]
         lines += [
-            f"Quality on `{args.run}` (val split of `{args.data}`, {q['fp32'].tokens:,} tokens):",
+            f"Quality on `{args.run}` (val split of `{args.data}`, {base.tokens:,} tokens); "
+            f"greedy continuations of {len(PROMPTS)} prompts ({', '.join(map(repr, PROMPTS))}),"
+            f" {args.match_tokens} tokens each, compared with fp32 until the first difference:",
             "",
-            "| model | val loss | val perplexity |",
-            "| --- | --- | --- |",
-            f"| fp32 | {q['fp32'].loss:.4f} | {q['fp32'].perplexity:.4f} |",
-            f"| int8 | {q['int8'].loss:.4f} | {q['int8'].perplexity:.4f} ({change:+.2%}) |",
-            "",
-            f"Greedy continuations of {len(PROMPTS)} prompts, {args.match_tokens} tokens each: "
-            "int8 matches fp32 for the first "
-            + ", ".join(f"{m}" for m in q["matches"])
-            + " tokens.",
-            "",
+            "| model | val loss | val perplexity | greedy tokens identical to fp32 |",
+            "| --- | --- | --- | --- |",
         ]
+        for mode, (result, matches) in q.items():
+            change = result.perplexity / base.perplexity - 1
+            name = "fp32" if mode == "none" else mode
+            same = "-" if mode == "none" else ", ".join(map(str, matches))
+            lines.append(
+                f"| {name} | {result.loss:.4f} | {result.perplexity:.4f} ({change:+.2%}) | {same} |"
+            )
+        lines.append("")
         print("\n".join(lines), flush=True)
-    rows = speed(args.tokens, args.rounds)
-    base = dict(rows)["transformers fp32"]
+    rows = [] if args.no_speed else speed(args.tokens, args.rounds)
+    base = dict(rows).get("transformers fp32", 1.0)
     table = [
         f"Speed, GPT-2 124M shape, greedy, batch 1, {args.tokens} new tokens, median of "
         f"{args.rounds} alternating rounds:",

@@ -38,16 +38,19 @@ def test_every_linear_becomes_int8_and_the_embedding_stays_fp32():
     assert model.transformer.wte.weight.dtype == torch.float32
 
 
+@pytest.mark.parametrize("mode", ["int8", "int8-weight"])
 @pytest.mark.parametrize("modern", [False, True])
-def test_int8_logits_stay_close_to_fp32(modern):
+def test_int8_logits_stay_close_to_fp32(modern, mode):
     options = dict(pos="rope", norm="rmsnorm", qk_norm=True, mlp="relu2", tie_embeddings=False)
     model = tiny_model(**(options if modern else {}))
     idx = torch.randint(0, 65, (3, 32), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ref, _ = model(idx)
-        quantize_model(model, "int8")
+        quantize_model(model, mode)
         out, _ = model(idx)
+    assert is_quantized(model) and linears(model) == []
     assert not torch.equal(out, ref)  # it really runs other kernels
+    assert out.dtype == torch.float32
     assert ((out - ref).norm() / ref.norm()).item() < 0.05
 
 

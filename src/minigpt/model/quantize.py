@@ -15,6 +15,10 @@ weight-only kernel (``torch._weight_int8pack_mm``) was 1.2-1.4x fp32; the dynami
 were 2-2.6x. They come from ``torch.ao.quantization``, which PyTorch has marked for migration
 to torchao: if a future torch drops them, ``--quantize int8`` says so in one line.
 
+``quantize_model(model, "int8-weight")`` is the weight-only variant: the same int8 weights and
+per-channel scales, activations kept in bf16 (``torch._weight_int8pack_mm``, PyTorch's own
+kernel, which takes bf16 activations only): slower than ``int8`` here, closer to fp32.
+
 The token embedding stays fp32 (a lookup reads one row per token). With tied embeddings the
 output head gets its own int8 copy of the shared matrix, so the embedding is unchanged. Only
 inference: a quantized model cannot be trained, saved as a checkpoint, or run on a GPU.
@@ -29,7 +33,7 @@ from torch import nn
 
 from minigpt.errors import MiniGPTError
 
-QUANTIZE_CHOICES = ("none", "int8")
+QUANTIZE_CHOICES = ("none", "int8", "int8-weight")
 
 
 def quantize_model(model: nn.Module, mode: str = "int8") -> nn.Module:
@@ -46,6 +50,10 @@ def quantize_model(model: nn.Module, mode: str = "int8") -> nn.Module:
             f"--quantize {mode} runs on the CPU only (the model is on {', '.join(sorted(devices))}); "
             "add --device cpu"
         )
+    model.float().eval()  # the int8 layers take fp32 activations
+    if mode == "int8-weight":
+        _swap_linears(model)
+        return model
     engine = _engine()
     ao = getattr(torch, "ao", None)
     quantization = getattr(ao, "quantization", None)
@@ -55,7 +63,6 @@ def quantize_model(model: nn.Module, mode: str = "int8") -> nn.Module:
             "does not have; run without --quantize"
         )
     torch.backends.quantized.engine = engine
-    model.float().eval()  # the int8 layers take fp32 activations
     with warnings.catch_warnings():
         # torch.ao.quantization warns that it is moving to torchao; the kernels are the same.
         warnings.simplefilter("ignore")
@@ -63,6 +70,33 @@ def quantize_model(model: nn.Module, mode: str = "int8") -> nn.Module:
             model, {nn.Linear: quantization.per_channel_dynamic_qconfig}, inplace=True
         )
     return model
+
+
+class Int8WeightLinear(nn.Module):
+    """A linear layer with int8 weights (one scale per output channel), weight-only: the matmul
+    runs on bf16 activations in ``torch._weight_int8pack_mm`` and returns the input's dtype."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        weight = linear.weight.detach().float()
+        scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+        self.register_buffer("weight", torch.round(weight / scale[:, None]).to(torch.int8))
+        self.register_buffer("scale", scale.bfloat16())
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.size(-1)).bfloat16()
+        y = torch._weight_int8pack_mm(flat, self.weight, self.scale).to(x.dtype)
+        y = y.view(*x.shape[:-1], -1)
+        return y if self.bias is None else y + self.bias
+
+
+def _swap_linears(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if type(child) is nn.Linear:
+            setattr(module, name, Int8WeightLinear(child))
+        else:
+            _swap_linears(child)
 
 
 def _engine() -> str:
@@ -78,4 +112,7 @@ def _engine() -> str:
 
 def is_quantized(model: nn.Module) -> bool:
     """Whether any layer of ``model`` holds int8 weights (from ``quantize_model``)."""
-    return any("quantized" in type(m).__module__ for m in model.modules())
+    return any(
+        isinstance(m, Int8WeightLinear) or "quantized" in type(m).__module__
+        for m in model.modules()
+    )
