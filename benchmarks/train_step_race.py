@@ -10,6 +10,9 @@ the loss guard) at the same shape: 4 layers, 4 heads, 128 wide, block 64, batch 
 compiles then, from the persistent cache when it has one), and the variants take turns for
 ``--rounds`` rounds of ``--steps`` steps, so load from other jobs falls on all alike. The
 figure is the ratio of median step times, reference / minigpt (above 1: minigpt is faster).
+With ``--threads 1`` every op runs on the calling thread, so its CPU time per step
+(``time.thread_time``) is also reported: on a shared machine it counts the work done and not
+the time spent waiting for a core, which makes it the steadier of the two ratios.
 """
 
 from __future__ import annotations
@@ -81,15 +84,20 @@ def race(variants: dict[str, Callable[[], None]], rounds: int, steps: int, warmu
         setup[name] = time.perf_counter() - start
         print(f"{name}: {warmup} warm-up steps {setup[name]:.1f} s", flush=True)
     times: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(rounds):
         for name, step in variants.items():
             for _ in range(steps):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.thread_time()
                 step()
                 times[name].append(time.perf_counter() - start)
+                cpu[name].append(time.thread_time() - start_cpu)
         line = ", ".join(f"{n} {statistics.median(t[-steps:]) * 1e3:.1f}" for n, t in times.items())
         print(f"round {r + 1}: {line} ms", flush=True)
-    return {name: (statistics.median(t) * 1e3, setup[name]) for name, t in times.items()}
+    return {
+        name: (statistics.median(t) * 1e3, statistics.median(cpu[name]) * 1e3, setup[name])
+        for name, t in times.items()
+    }
 
 
 def main() -> None:
@@ -112,21 +120,26 @@ def main() -> None:
         if args.threads:
             torch.set_num_threads(args.threads)
         results = race(variants, args.rounds, args.steps, args.warmup)
-    ref_ms = results["reference"][0]
+    ref_ms, ref_cpu = results["reference"][:2]
     rows = [
-        f"| {name} | {ms:.1f} | {ref_ms / ms:.2f}x | {setup:.1f} s |"
-        for name, (ms, setup) in results.items()
+        f"| {name} | {ms:.1f} | {ref_ms / ms:.2f}x | {cpu:.1f} | {ref_cpu / cpu:.2f}x | {setup:.1f} s |"
+        for name, (ms, cpu, setup) in results.items()
     ]
+    command = (
+        f"PYTHONPATH=src python benchmarks/train_step_race.py --rounds {args.rounds} "
+        f"--steps {args.steps}" + (f" --threads {args.threads}" if args.threads else "")
+    )
+    if args.variants != ",".join(VARIANTS):
+        command += f' --variants "{args.variants}"'
     text = "\n".join(
         [
             "## Training step vs the reference step (issue 17)",
             "",
-            f"Machine: {machine_description()}. Command: `PYTHONPATH=src python "
-            f"benchmarks/train_step_race.py --rounds {args.rounds} --steps {args.steps}"
-            f"{f' --threads {args.threads}' if args.threads else ''}`.",
+            f"Machine: {machine_description()}. Command: `{command}`.",
             "",
-            "| step | median ms/step | reference / this | warm-up (incl. compile) |",
-            "| --- | --- | --- | --- |",
+            "| step | median wall ms/step | reference / this | median CPU ms/step "
+            "| reference / this (CPU) | warm-up (incl. compile) |",
+            "| --- | --- | --- | --- | --- | --- |",
             *rows,
         ]
     )
