@@ -96,3 +96,15 @@ def test_eval_cli_quantize(trained_run, dataset, capsys):
     code = main(["eval", str(trained_run), "--data", str(dataset), "--quantize", "int8", "--json"])
     assert code == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["loss"] > 0
+
+
+def test_serve_loads_its_models_quantized(trained_run):
+    pytest.importorskip("fastapi")
+    from minigpt.serve.registry import load_served
+    from minigpt.serve.settings import ServeConfig
+
+    served = load_served([f"tiny={trained_run}"], ServeConfig(device="auto", quantize="int8"))
+    assert is_quantized(served["tiny"].model)
+    assert not is_quantized(
+        load_served([str(trained_run)], ServeConfig(device="cpu"))[trained_run.name].model
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from minigpt.cli.sample import add_quantize_argument
 from minigpt.errors import MiniGPTError
 from minigpt.serve.settings import ServeConfig, api_key_from_env
 
@@ -33,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", default="runs", help="runs folder for the dashboard (%(default)s)")
     p.add_argument("--no-runs", action="store_true", help="show no runs")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_quantize_argument(p)
     limits = p.add_argument_group("limits")
     for name, text in [
         ("max_batch", "sequences decoded together per model"),
@@ -63,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         api_key=api_key_from_env(args.api_key),
         runs=None if args.no_runs else Path(args.runs),
         device=args.device,
+        quantize=args.quantize,
         max_batch=args.max_batch,
         max_queue=args.max_queue,
         max_body_bytes=args.max_body_bytes,

@@ -65,7 +65,9 @@ def load_served(refs: list[str], config: ServeConfig) -> dict[str, ServedModel]:
         path = ref.split("=", 1)[1] if "=" in ref and not Path(ref).exists() else ref
         if name in served:
             raise MiniGPTError(f"two models are named {name!r}; name them with NAME=PATH")
-        model, tokenizer = load_model(model_folder(path), device=config.device)
+        model, tokenizer = load_model(
+            model_folder(path), device=config.device, quantize=config.quantize
+        )
         engine = BatchEngine(model, tokenizer, config.max_batch, config.max_queue)
         served[name] = ServedModel(name, str(path), model, tokenizer, engine, int(time.time()))
     return served
