@@ -291,7 +291,7 @@ class Trainer:
         self.log(
             f"training {self.model.num_params() / 1e6:.2f}M parameters on {self.device} "
             f"({str(self.dtype).removeprefix('torch.')}, {compiled} [{self.compile_choice.reason}]"
-            f", {self.dist.describe()}{threads}), "
+            f"{threads}, {self.dist.describe()}), "
             f"{self.tokens_per_step:,} tokens per step, {self.cfg.max_iters} steps -> {self.run_dir}"
         )
         bar = report.progress_bar(
