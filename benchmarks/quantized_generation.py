@@ -160,6 +160,8 @@ def main() -> None:
     command = "PYTHONPATH=src python benchmarks/quantized_generation.py" + (
         f" --run RUN --data DATASET --tokens {args.tokens} --rounds {args.rounds}"
     )
+    if args.threads:
+        command += f" --threads {args.threads}"
     text = "\n".join(
         [
             "## Int8 generation on CPU (issue 17)",
