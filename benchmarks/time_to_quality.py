@@ -93,18 +93,19 @@ def main() -> None:
         times = [r["reached"][0] for r in runs if r["reached"]]
         to_target = statistics.median(times) if len(times) == len(runs) else float("nan")
         steps = sorted({r["reached"][1] for r in runs if r["reached"]})
+        reached = f"{to_target:.1f} s (step {', '.join(map(str, steps))})" if steps else "-"
+        ratio = f"{to_target / classic_total:.2f}x" if steps else "-"
         rows.append(
-            f"| {name} | {statistics.median(r['total'] for r in runs):.1f} s | "
-            f"{to_target:.1f} s (step {', '.join(map(str, steps)) or '-'}) | "
-            f"{to_target / classic_total:.2f}x | "
-            f"{statistics.median(r['final_val'] for r in runs):.4f} |"
+            f"| {name} | {statistics.median(r['total'] for r in runs):.1f} s | {reached} | "
+            f"{ratio} | {statistics.median(r['final_val'] for r in runs):.4f} |"
         )
     threads = f" --threads {args.threads}" if args.threads else ""
     text = "\n".join(
         [
             "## Time to the classic result, whole processes (issue 17)",
             "",
-            f"Machine: {machine_description()}. Command: `PYTHONPATH=src python "
+            f"Machine: {machine_description()} (this process; the runs: {args.threads or 'default'} "
+            "threads). Command: `PYTHONPATH=src python "
             f"benchmarks/time_to_quality.py --data DATASET --pairs {args.pairs}{threads}`. "
             f"Target: val loss {args.target} (the first evaluation at or below it).",
             "",
