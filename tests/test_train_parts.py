@@ -66,3 +66,14 @@ def test_the_loss_guard_skips_at_most_a_run_of_bad_steps(tmp_path):
         guard.reject(guard.problem(float("inf")))
     guard.accept(2.0)
     assert guard.consecutive_skips == 0 and state.loss_ema == 2.0 and state.ema_steps == 1
+
+
+def test_a_near_zero_loss_rising_by_a_factor_is_not_a_spike(tiny_config):
+    """0.0064 -> 0.0199 (3.1x) stopped demo --chat's tuning; only a real rise is a spike."""
+    trainer = Trainer(tiny_config(spike_threshold=3.0), watch=False)
+    trainer.state.loss_ema, trainer.state.ema_steps = 0.0064, 50
+    assert trainer.loss_guard.problem(0.0199) == ""
+    assert trainer.loss_guard.problem(0.4) == ""  # 62x, but under half a nat above
+    assert "spiked to 0.6000" in trainer.loss_guard.problem(0.6)
+    trainer.state.loss_ema = 1.0
+    assert "spiked to 3.5000, 3.5x" in trainer.loss_guard.problem(3.5)

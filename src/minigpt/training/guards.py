@@ -22,6 +22,10 @@ from minigpt.training.state import TrainState
 SPIKE_WARMUP_STEPS = 10
 LOSS_EMA_DECAY = 0.9
 MAX_CONSECUTIVE_SKIPS = 10
+# A spike must also rise this many nats above the average: near zero (a model that has learned
+# a small fine-tuning set by heart) losses vary by large factors from batch to batch, and
+# 0.006 -> 0.02 is noise, not the divergence the guard is for.
+MIN_SPIKE_RISE = 0.5
 
 
 class LossGuard:
@@ -40,7 +44,7 @@ class LossGuard:
         threshold = self.cfg.spike_threshold
         ema = self.state.loss_ema
         warmed_up = ema is not None and self.state.ema_steps >= SPIKE_WARMUP_STEPS
-        if threshold and warmed_up and loss > threshold * ema:
+        if threshold and warmed_up and loss > max(threshold * ema, ema + MIN_SPIKE_RISE):
             return (
                 f"loss spiked to {loss:.4f}, {loss / ema:.1f}x its recent "
                 f"average {ema:.4f} (spike_threshold {threshold:g})"
