@@ -19,7 +19,6 @@ or left out (``long="drop"``), counted either way.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Sequence
@@ -38,10 +37,10 @@ from minigpt.data.chat_template import (
 )
 from minigpt.data.hf_tokenizer import HF_PREFIX, load_hf_tokenizer
 from minigpt.data.meta import (
-    META_FILE,
     DatasetMeta,
     SplitInfo,
     check_output_folder,
+    publish,
     source_files,
     token_dtype,
 )
@@ -230,12 +229,7 @@ def prepare_chat_dataset(
                 "seconds": {"total": round(time.time() - start, 3)},
             },
         )
-        (tmp / META_FILE).write_text(
-            json.dumps(meta.to_json(), indent=2, ensure_ascii=False), encoding="utf-8"
-        )
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        publish(tmp, out, meta)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not quiet:

@@ -14,6 +14,8 @@ A dataset folder holds:
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +104,17 @@ def source_files(files: Sequence[Path]) -> list[SourceFile]:
                 digest.update(chunk)
         out.append(SourceFile(str(path), path.stat().st_size, digest.hexdigest()))
     return out
+
+
+def publish(tmp: Path, out: Path, meta: DatasetMeta) -> None:
+    """Write ``meta.json`` last, then put the finished folder in place of ``out`` in one
+    rename: a run killed at any moment leaves either the old dataset or the new one."""
+    (tmp / META_FILE).write_text(
+        json.dumps(meta.to_json(), indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
 
 
 def format_report(out: Path, meta: DatasetMeta) -> str:

@@ -20,7 +20,6 @@ never leaves something that looks like a complete dataset.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
@@ -31,10 +30,10 @@ from minigpt._version import __version__
 from minigpt.data.clean import CleanConfig
 from minigpt.data.encode import Pool
 from minigpt.data.meta import (
-    META_FILE,
     DatasetMeta,
     check_output_folder,
     format_report,
+    publish,
     source_files,
 )
 from minigpt.data.plan import make_plan
@@ -141,12 +140,7 @@ def prepare_dataset(
             extra={"seconds": report["seconds"]["total"], "split": plan.split, "seed": seed},
             report=report,
         )
-        (tmp / META_FILE).write_text(
-            json.dumps(meta.to_json(), indent=2, ensure_ascii=False), encoding="utf-8"
-        )
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        publish(tmp, out, meta)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not quiet:

@@ -22,7 +22,7 @@ from minigpt.data.chat_template import Message, reply_stop_ids
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
 from minigpt.inference.chat_format import check_messages, template_ids
-from minigpt.inference.generate import TextStream, make_generator
+from minigpt.inference.generate import TextStream, make_generator, token_steps
 from minigpt.model import GPT
 
 
@@ -89,17 +89,8 @@ def stream_chat(
     device = next(model.parameters()).device
     generator = generator or make_generator(device, config.seed)
     stream = TextStream(tokenizer, config.stop, reply_stop_ids(tokenizer))
-    steps = model.generate_tokens(
-        torch.tensor([ids], dtype=torch.long, device=device),
-        config.max_new_tokens,
-        config.temperature,
-        config.top_k or None,
-        generator,
-        use_cache=config.use_cache,
-        context_shift=config.context_shift,
-        top_p=config.top_p,
-        min_p=config.min_p,
-        repetition_penalty=config.repetition_penalty,
+    steps = token_steps(
+        model, torch.tensor([ids], dtype=torch.long, device=device), config, generator
     )
     text, count = "", 0
     for next_id in steps:

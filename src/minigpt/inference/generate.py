@@ -149,6 +149,25 @@ def make_generator(device: torch.device | str, seed: int | None) -> torch.Genera
     return generator
 
 
+def token_steps(
+    model: GPT, idx: torch.Tensor, config: SampleConfig, generator: torch.Generator
+) -> Iterator[torch.Tensor]:
+    """``model.generate_tokens`` with every control taken from ``config``: the next ids (B, 1)
+    of the rows of ``idx``, one step at a time."""
+    return model.generate_tokens(
+        idx,
+        config.max_new_tokens,
+        config.temperature,
+        config.top_k or None,
+        generator,
+        use_cache=config.use_cache,
+        context_shift=config.context_shift,
+        top_p=config.top_p,
+        min_p=config.min_p,
+        repetition_penalty=config.repetition_penalty,
+    )
+
+
 def stream_samples(
     model: GPT,
     tokenizer: Tokenizer,
@@ -173,18 +192,7 @@ def stream_samples(
         generator = make_generator(device, config.seed)
     idx = torch.tensor([ids] * config.num_samples, dtype=torch.long, device=device)
     streams = [TextStream(tokenizer, config.stop) for _ in range(config.num_samples)]
-    steps = model.generate_tokens(
-        idx,
-        config.max_new_tokens,
-        config.temperature,
-        config.top_k or None,
-        generator,
-        use_cache=config.use_cache,
-        context_shift=config.context_shift,
-        top_p=config.top_p,
-        min_p=config.min_p,
-        repetition_penalty=config.repetition_penalty,
-    )
+    steps = token_steps(model, idx, config, generator)
     for next_ids in steps:
         for i, token in enumerate(next_ids[:, 0].tolist()):
             piece = streams[i].push(token)
