@@ -15,7 +15,6 @@ and counted, so the report says how much of the input was used.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 from minigpt.config import suggest
 from minigpt.data.chat_template import Message
-from minigpt.data.sources import file_format, open_binary
+from minigpt.data.sources import file_format, jsonl_records, open_binary
 from minigpt.errors import MiniGPTError
 
 ROLE_NAMES = {
@@ -165,20 +164,9 @@ def skip_reason(messages: Sequence[Message]) -> str | None:
 def _jsonl_records(path: Path, compression: str | None) -> Iterator[tuple[Any, str]]:
     with open_binary(path, compression) as stream:
         lines = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
-        lineno = 0
         try:
-            for lineno, line in enumerate(lines, 1):  # noqa: B007
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise MiniGPTError(
-                        f"{path}:{lineno} is not valid JSON ({e.msg}); fix or remove that line"
-                    ) from None
+            for lineno, record in jsonl_records(lines, path, "is not valid UTF-8"):
                 yield record, f"{path}:{lineno}"
-        except UnicodeDecodeError:
-            raise MiniGPTError(f"{path}:{lineno + 1} is not valid UTF-8") from None
         except (OSError, EOFError) as e:
             raise MiniGPTError(f"{path} is damaged or not really compressed ({e})") from None
 

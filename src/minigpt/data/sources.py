@@ -18,11 +18,11 @@ import gzip
 import io
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from minigpt.config import suggest
 from minigpt.errors import MiniGPTError
@@ -234,8 +234,10 @@ def _cut(text: str) -> int:
     return last.start() if last else PIECE_CHARS
 
 
-def _jsonl_pieces(stream: BinaryIO, path: Path, opts: SourceOptions) -> Iterator[Piece]:
-    lines = io.TextIOWrapper(stream, encoding=opts.encoding, errors=opts.errors, newline="\n")
+def jsonl_records(lines: Iterable[str], path: Path, undecodable: str) -> Iterator[tuple[int, Any]]:
+    """(line number, record) for each non-blank line of a JSON-lines text. A line that is not
+    JSON, or bytes that do not decode (``undecodable`` says what then), is one error that
+    names the line."""
     lineno = 0
     try:
         for lineno, line in enumerate(lines, 1):  # noqa: B007
@@ -247,12 +249,20 @@ def _jsonl_pieces(stream: BinaryIO, path: Path, opts: SourceOptions) -> Iterator
                 raise MiniGPTError(
                     f"{path}:{lineno} is not valid JSON ({e.msg}); fix or remove that line"
                 ) from None
-            yield Piece(_field(record, path, lineno, opts.text_field), f"{path}:{lineno}")
+            yield lineno, record
     except UnicodeDecodeError:
-        raise MiniGPTError(
-            f"{path}:{lineno + 1} is not valid {opts.encoding}; pass --encoding with the file's "
-            "real encoding or --errors replace"
-        ) from None
+        raise MiniGPTError(f"{path}:{lineno + 1} {undecodable}") from None
+
+
+def _jsonl_pieces(stream: BinaryIO, path: Path, opts: SourceOptions) -> Iterator[Piece]:
+    lines = io.TextIOWrapper(stream, encoding=opts.encoding, errors=opts.errors, newline="\n")
+    undecodable = (
+        f"is not valid {opts.encoding}; pass --encoding with the file's real encoding "
+        "or --errors replace"
+    )
+    try:
+        for lineno, record in jsonl_records(lines, path, undecodable):
+            yield Piece(_field(record, path, lineno, opts.text_field), f"{path}:{lineno}")
     except LookupError:
         raise MiniGPTError(f"unknown encoding {opts.encoding!r}; e.g. --encoding utf-8") from None
 
