@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+import minigpt.data.decode as decode
 import minigpt.data.sources as sources
 from minigpt.data.sources import SourceOptions, file_format, find_inputs, read_pieces
 from minigpt.errors import MiniGPTError
@@ -99,7 +100,7 @@ def test_bad_jsonl(tmp_path, lines, field, message):
 
 
 def test_invalid_utf8_offset_across_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(sources, "READ_BYTES", 7)
+    monkeypatch.setattr(decode, "READ_BYTES", 7)
     path = tmp_path / "bad.txt"
     path.write_bytes("ə".encode() * 10 + b"\xff" + b"tail")
     with pytest.raises(MiniGPTError, match=r"bad.txt is not valid utf-8 \(byte offset 20\)"):
@@ -127,7 +128,7 @@ def test_damaged_compressed_file(tmp_path):
 
 def test_long_documents_come_in_pieces_cut_between_words(tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "PIECE_CHARS", 40)
-    monkeypatch.setattr(sources, "READ_BYTES", 16)
+    monkeypatch.setattr(decode, "READ_BYTES", 16)
     text = "Bu gün hava çox gözəldir və biz parkda gəzirik. " * 6
     path = tmp_path / "long.txt"
     path.write_text(text)

@@ -10,7 +10,8 @@ A checkpoint is a folder ``RUN/checkpoints/ckpt-NNNNNNN`` holding
   SHA-256 of both tensor files, written last.
 
 It is written under a temporary name, fsynced and renamed, so a run killed at any moment leaves
-either the previous checkpoint or the new one, never half of one. Nothing is ever unpickled:
+either the previous checkpoint or the new one, never half of one; a disk that fills while it
+is written removes the partial folder and says so in one line, the earlier checkpoints intact. Nothing is ever unpickled:
 safetensors and JSON cannot run code when loaded, and pickle files are refused outright.
 """
 
@@ -33,7 +34,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from minigpt.data.tokenizer import TOKENIZER_FILE, Tokenizer, load_tokenizer
-from minigpt.errors import MiniGPTError
+from minigpt.errors import MiniGPTError, out_of_room
 
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "state.json"
@@ -165,27 +166,41 @@ def save_checkpoint(
     final = root / f"ckpt-{iteration:07d}"
     tmp = root / f".tmp-{final.name}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file(model_state(model), tmp / MODEL_FILE)
+    weights = model_state(model)
     extra_tensors = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         extra_tensors.update(
             {f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
         )
     opt_tensors, opt_meta = optimizer_to_flat(optimizer) if optimizer else ({}, None)
-    save_file({**opt_tensors, **extra_tensors}, tmp / OPTIMIZER_FILE)
-    full_state = {
-        **state,
-        "iteration": iteration,
-        "optimizer": opt_meta,
-        "rng": rng_states(),
-        "sha256": {f: sha256_file(tmp / f) for f in (MODEL_FILE, OPTIMIZER_FILE)},
-    }
-    if tokenizer is not None:
-        tokenizer.save(tmp)
-    (tmp / STATE_FILE).write_text(json.dumps(full_state, indent=1), encoding="utf-8")
-    for f in (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE):
-        _fsync(tmp / f)
+    try:
+        tmp.mkdir()
+        save_file(weights, tmp / MODEL_FILE)
+        save_file({**opt_tensors, **extra_tensors}, tmp / OPTIMIZER_FILE)
+        full_state = {
+            **state,
+            "iteration": iteration,
+            "optimizer": opt_meta,
+            "rng": rng_states(),
+            "sha256": {f: sha256_file(tmp / f) for f in (MODEL_FILE, OPTIMIZER_FILE)},
+        }
+        if tokenizer is not None:
+            tokenizer.save(tmp)
+        (tmp / STATE_FILE).write_text(json.dumps(full_state, indent=1), encoding="utf-8")
+        for f in (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE):
+            _fsync(tmp / f)
+    except (OSError, SafetensorError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tensors = (*weights.values(), *opt_tensors.values())
+        why = out_of_room(e, tmp, sum(t.numel() * t.element_size() for t in tensors))
+        if why is None:
+            raise
+        earlier = checkpoint_dirs(run_dir)
+        kept = f"the newest earlier one, {earlier[-1]}, is intact" if earlier else "no earlier one"
+        raise MiniGPTError(
+            f"checkpoint {final.name} not saved: {why}; {kept}. Free some space, then "
+            "continue with --resume"
+        ) from None
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     _fsync(root)

@@ -42,6 +42,9 @@ def add_reading_arguments(p: argparse.ArgumentParser) -> None:
                    help="invalid bytes: stop with their offset, or replace them with U+FFFD")  # fmt: skip
     g.add_argument("--strict", action="store_true",
                    help="refuse binary files instead of skipping them with a warning")  # fmt: skip
+    g.add_argument("--skip-bad-lines", action="store_true",
+                   help="jsonl: skip lines that are not JSON (counted in the report) instead "
+                   "of stopping")  # fmt: skip
     c = p.add_argument_group("cleaning (all on by default)")
     c.add_argument("--no-mojibake", action="store_true", help="keep mis-decoded text as it is")
     c.add_argument("--no-control-chars", action="store_true", help="keep control characters")
@@ -64,6 +67,7 @@ def source_options(args: argparse.Namespace) -> SourceOptions:
         encoding=args.encoding,
         errors=args.errors,
         strict=args.strict,
+        skip_bad_lines=args.skip_bad_lines,
     )
 
 
@@ -153,6 +157,7 @@ def run_chat(args: argparse.Namespace) -> int:
         fields=ChatFields.parse(args.field),
         force=args.force,
         quiet=args.quiet,
+        skip_bad_lines=args.skip_bad_lines,
     )
     return 0
 
@@ -178,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         encoding=sources.encoding,
         errors=sources.errors,
         strict=sources.strict,
+        skip_bad_lines=sources.skip_bad_lines,
         clean=clean_config(args),
         unknown=args.unknown,
         workers=args.workers,

@@ -14,7 +14,6 @@ and counted, so the report says how much of the input was used.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -22,7 +21,8 @@ from typing import Any
 
 from minigpt.config import suggest
 from minigpt.data.chat_template import Message
-from minigpt.data.sources import file_format, jsonl_records, open_binary
+from minigpt.data.decode import FileNotes, jsonl_records, open_binary
+from minigpt.data.sources import ReadNotes, file_format
 from minigpt.errors import MiniGPTError
 
 ROLE_NAMES = {
@@ -161,17 +161,15 @@ def skip_reason(messages: Sequence[Message]) -> str | None:
     return None
 
 
-def _jsonl_records(path: Path, compression: str | None) -> Iterator[tuple[Any, str]]:
+def _jsonl_records(
+    path: Path, compression: str | None, skip_bad: bool, notes: FileNotes
+) -> Iterator[tuple[Any, str]]:
     with open_binary(path, compression) as stream:
-        lines = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
-        try:
-            for lineno, record in jsonl_records(lines, path, "is not valid UTF-8"):
-                yield record, f"{path}:{lineno}"
-        except (OSError, EOFError) as e:
-            raise MiniGPTError(f"{path} is damaged or not really compressed ({e})") from None
+        for lineno, record in jsonl_records(stream, path, skip_bad=skip_bad, notes=notes):
+            yield record, f"{path}:{lineno}"
 
 
-def _parquet_records(path: Path, compression: str | None) -> Iterator[tuple[Any, str]]:
+def _parquet_records(path: Path, compression: str | None, *_: Any) -> Iterator[tuple[Any, str]]:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -195,10 +193,17 @@ def _parquet_records(path: Path, compression: str | None) -> Iterator[tuple[Any,
 
 
 def read_conversations(
-    files: Sequence[Path], chat_fields: ChatFields = ChatFields()
+    files: Sequence[Path],
+    chat_fields: ChatFields = ChatFields(),
+    skip_bad_lines: bool = False,
+    notes: ReadNotes | None = None,
 ) -> Iterator[Conversation]:
-    """Every record of every file as a Conversation, in order."""
+    """Every record of every file as a Conversation, in order. Lines that are not JSON stop
+    with an error naming the line, or with ``skip_bad_lines`` are counted in ``notes``."""
+    notes = notes if notes is not None else ReadNotes()
     for path in files:
+        notes.check_unchanged(path)
+        file_notes = notes.files[str(path)] = FileNotes()
         kind, compression = file_format(path)
         if kind == "text":
             raise MiniGPTError(
@@ -206,5 +211,6 @@ def read_conversations(
                 "(or parquet row)"
             )
         reader = _parquet_records if kind == "parquet" else _jsonl_records
-        for record, where in reader(path, compression):
+        for record, where in reader(path, compression, skip_bad_lines, file_notes):
             yield to_conversation(record, where, chat_fields)
+        notes.check_unchanged(path)

@@ -19,7 +19,6 @@ or left out (``long="drop"``), counted either way.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,9 +41,11 @@ from minigpt.data.meta import (
     check_output_folder,
     publish,
     source_files,
+    staged,
     token_dtype,
 )
-from minigpt.data.sources import find_inputs
+from minigpt.data.shards import write_array
+from minigpt.data.sources import ReadNotes, find_inputs
 from minigpt.data.special_tokens import add_special_tokens
 from minigpt.data.tokenizer import (
     TOKENIZER_FILE,
@@ -140,9 +141,11 @@ def prepare_chat_dataset(
     fields: ChatFields | None = None,
     force: bool = False,
     quiet: bool = False,
+    skip_bad_lines: bool = False,
 ) -> Path:
     """Read conversations from ``inputs`` into the chat dataset ``out_dir``; see the module
-    docstring. Returns the dataset folder."""
+    docstring. ``skip_bad_lines``: jsonl lines that are not JSON are skipped and counted, not
+    an error. Returns the dataset folder."""
     if long not in LONG_POLICIES:
         raise MiniGPTError(f"--long must be one of {', '.join(LONG_POLICIES)}, not {long!r}")
     if not 0.0 < val_fraction < 1.0:
@@ -153,10 +156,11 @@ def prepare_chat_dataset(
     check_output_folder(out, force)
     start = time.time()
     source = load_template(template)
-    files = find_inputs(inputs)
+    notes = ReadNotes()
+    files = find_inputs(inputs, not_followed=notes.not_followed)
     counts = {"read": 0, **dict.fromkeys(SKIPS, 0), "truncated": 0, "dropped_long": 0}
     conversations: list[Conversation] = []
-    for conv in read_conversations(files, fields or ChatFields()):
+    for conv in read_conversations(files, fields or ChatFields(), skip_bad_lines, notes):
         counts["read"] += 1
         if conv.skip:
             counts[conv.skip] += 1
@@ -187,10 +191,7 @@ def prepare_chat_dataset(
     order = np.random.default_rng(seed).permutation(len(chats))
     n_val = max(1, round(len(chats) * val_fraction))
     parts = {"val": order[:n_val], "train": order[n_val:]}
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with staged(out) as tmp:
         tok.save(tmp)
         dtype = token_dtype(tok.vocab_size)
         splits, replies = {}, {}
@@ -226,12 +227,12 @@ def prepare_chat_dataset(
             report={
                 "conversations": counts,
                 "replies": replies,
+                "reading": notes.report(),
                 "seconds": {"total": round(time.time() - start, 3)},
             },
         )
+        notes.check_files(files)  # also while they were hashed
         publish(tmp, out, meta)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     if not quiet:
         print(format_chat_report(out, meta))
     return out
@@ -243,9 +244,9 @@ def _write_split(
     ids = np.concatenate([c.ids for c in chats]).astype(dtype)
     mask = np.concatenate([c.mask for c in chats]).astype(np.uint8)
     offsets = np.cumsum([0, *(len(c.ids) for c in chats)]).astype("<i8")
-    ids.tofile(folder / f"{name}.bin")
-    mask.tofile(folder / f"{name}{MASK_SUFFIX}")
-    offsets.tofile(folder / f"{name}{OFFSETS_SUFFIX}")
+    write_array(ids, folder / f"{name}.bin")
+    write_array(mask, folder / f"{name}{MASK_SUFFIX}")
+    write_array(offsets, folder / f"{name}{OFFSETS_SUFFIX}")
     info = SplitInfo(
         files=[f"{name}.bin"],
         tokens=int(ids.size),
@@ -275,6 +276,8 @@ def format_chat_report(out: Path, meta: DatasetMeta) -> str:
         f"without a reply, {c['empty_answer']:,} with an empty reply; "
         f"{c['truncated']:,} truncated, {c['dropped_long']:,} dropped as too long"
     )
+    if meta.report.get("reading", {}).get("summary"):
+        lines.append(f"  reading: {meta.report['reading']['summary']}")
     return "\n".join(lines)
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from minigpt.errors import MiniGPTError
+from minigpt.errors import MiniGPTError, out_of_room
 
 META_FILE = "meta.json"
 SPLITS = ("train", "val")
@@ -106,6 +107,30 @@ def source_files(files: Sequence[Path]) -> list[SourceFile]:
     return out
 
 
+@contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A temporary folder next to ``out`` to build a dataset in (then ``publish`` it), removed
+    whatever happens. A write that runs out of room (disk full, quota, ``ulimit -f``) becomes
+    one line saying where and how much was written; ``out`` is untouched until ``publish``."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except OSError as e:
+        written = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+        why = out_of_room(e, e.filename or tmp)
+        if why is None:
+            raise
+        kept = f"{out} is as it was" if out.exists() else f"nothing was written to {out}"
+        raise MiniGPTError(
+            f"{why} after writing {written:,} bytes of the dataset; {kept}. Free some space "
+            "or choose an --out on another disk, then re-run prepare"
+        ) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def publish(tmp: Path, out: Path, meta: DatasetMeta) -> None:
     """Write ``meta.json`` last, then put the finished folder in place of ``out`` in one
     rename: a run killed at any moment leaves either the old dataset or the new one."""
@@ -139,6 +164,8 @@ def format_report(out: Path, meta: DatasetMeta) -> str:
         f"  cleaning: {c['mojibake_fixed']:,} mojibake repaired, {c['nfc_changed']:,} NFC "
         f"normalised, {c['control_chars_removed']:,} control characters removed"
     )
+    if r.get("reading", {}).get("summary"):
+        lines.append(f"  reading: {r['reading']['summary']}")
     if "unknown_chars" in r:
         lines.append(f"  characters outside the vocabulary (<unk>): {r['unknown_chars']:,}")
     top = ", ".join(f"{t['text']!r}" for t in r["top_tokens"])

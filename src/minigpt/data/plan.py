@@ -69,7 +69,7 @@ def make_plan(
         raise MiniGPTError(f"--errors must be 'strict' or 'replace', not {sources.errors!r}")
     if workers is not None and workers < 1:
         raise MiniGPTError(f"workers must be at least 1, got {workers}")
-    files = find_inputs(inputs, sources.include, sources.exclude)
+    files = find_inputs(inputs, sources.include, sources.exclude, sources.notes.not_followed)
     total = sum(p.stat().st_size for p in files)
     return Plan(
         files=files,

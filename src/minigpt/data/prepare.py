@@ -15,12 +15,13 @@ is ``tail`` for ``char`` and ``documents`` otherwise, falling back to ``tail`` w
 too few documents for val to get one.
 
 The folder is written under a temporary name and renamed at the end, so an interrupted prepare
-never leaves something that looks like a complete dataset.
+never leaves something that looks like a complete dataset, and a disk that fills leaves the
+old dataset as it was (with one line saying so; ``meta.staged``). Inputs that change while
+they are read stop the run before anything is published (``sources.py``).
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from minigpt.data.meta import (
     format_report,
     publish,
     source_files,
+    staged,
 )
 from minigpt.data.plan import make_plan
 from minigpt.data.shards import SHARD_TOKENS
@@ -71,6 +73,7 @@ def prepare_dataset(
     paragraphs: bool = False,
     errors: str = "strict",
     strict: bool = False,
+    skip_bad_lines: bool = False,
     clean: CleanConfig | None = None,
     workers: int | None = None,
     shard_tokens: int = SHARD_TOKENS,
@@ -95,16 +98,16 @@ def prepare_dataset(
     kind = tok.kind if tok is not None else str(tokenizer)
     if tok is None and kind == "bpe":
         check_vocab_size(vocab_size)
-    sources = SourceOptions(include, exclude, text_field, paragraphs, encoding, errors, strict)
+    sources = SourceOptions(
+        include, exclude, text_field, paragraphs, encoding, errors, strict,
+        skip_bad_lines=skip_bad_lines,
+    )  # fmt: skip
     plan = make_plan(inputs, sources, clean, seed, workers, progress, quiet)
     plan.split = split if split != "auto" else ("tail" if kind == "char" else "documents")
     plan.auto_split = split == "auto"
     plan.val_fraction, plan.shard_tokens = val_fraction, shard_tokens
     start = time.time()
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with staged(out) as tmp:
         with Pool(plan.workers) as pool:
             trained_at = time.time()
             if tok is None:
@@ -121,6 +124,7 @@ def prepare_dataset(
         report.update(
             tokenizer_sample_bytes=sample,
             skipped_binary_files=plan.sources.skipped,
+            reading=plan.sources.notes.report(),
             seconds={"tokenizer": round(trained, 3), "total": round(time.time() - start, 3)},
         )
         meta = DatasetMeta(
@@ -140,9 +144,8 @@ def prepare_dataset(
             extra={"seconds": report["seconds"]["total"], "split": plan.split, "seed": seed},
             report=report,
         )
+        plan.sources.notes.check_files(plan.files)  # also while they were hashed
         publish(tmp, out, meta)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     if not quiet:
         if plan.sources.skipped:
             print(

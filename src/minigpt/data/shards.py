@@ -8,12 +8,29 @@ exceed a size that every filesystem and tool handles, and the training loader re
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 SHARD_TOKENS = 500_000_000
 COPY_TOKENS = 1 << 24
+
+
+@contextmanager
+def naming_errors(path: Path) -> Iterator[None]:
+    """A failed write (a full disk) names the file it was writing."""
+    try:
+        yield
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
+
+
+def write_array(array: np.ndarray, path: Path) -> None:
+    """``array.tofile(path)``, but a failure says why (errno) and where."""
+    with naming_errors(path), open(path, "wb") as f:
+        f.write(np.ascontiguousarray(array).data)
 
 
 class ShardWriter:
@@ -31,18 +48,24 @@ class ShardWriter:
         return sum(self.sizes)
 
     def write(self, ids: np.ndarray) -> None:
-        ids = np.asarray(ids, dtype=self.dtype)
+        ids = np.ascontiguousarray(ids, dtype=self.dtype)
         while ids.size:
             if self._file is None or self.sizes[-1] >= self.shard_tokens:
                 self._open_next()
             room = self.shard_tokens - self.sizes[-1]
             part, ids = ids[:room], ids[room:]
-            part.tofile(self._file)
+            with naming_errors(self.folder / self.files[-1]):
+                self._file.write(part.data)  # not tofile: its errors carry no errno
             self.sizes[-1] += part.size
 
-    def _open_next(self) -> None:
+    def _close_file(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with naming_errors(self.folder / self.files[-1]):
+                self._file.close()
+            self._file = None
+
+    def _open_next(self) -> None:
+        self._close_file()
         name = f"{self.split}-{len(self.files):05d}.bin"
         self.files.append(name)
         self.sizes.append(0)
@@ -50,9 +73,7 @@ class ShardWriter:
 
     def close(self) -> list[str]:
         """Close the last shard; a split of one shard is renamed ``<split>.bin``."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._close_file()
         if not self.files:
             self._open_next()
             self._file.close()
@@ -64,6 +85,9 @@ class ShardWriter:
 
     def read(self, start: int, end: int) -> np.ndarray:
         """Ids ``start:end`` of what was written (across shards)."""
+        if self._file is not None:
+            with naming_errors(self.folder / self.files[-1]):
+                self._file.flush()
         out, offset = [], 0
         for name, size in zip(self.files, self.sizes, strict=True):
             lo, hi = max(start - offset, 0), min(end - offset, size)
@@ -74,9 +98,7 @@ class ShardWriter:
 
     def move_tail(self, keep: int, other: ShardWriter) -> None:
         """Move every id after the first ``keep`` to ``other`` (for the classic tail split)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._close_file()
         offset, files, sizes = 0, [], []
         for name, size in zip(self.files, self.sizes, strict=True):
             path = self.folder / name

@@ -3,7 +3,14 @@
 Formats go by suffix: ``.txt .md .text .rst`` (one document per file, or one per blank-line
 separated paragraph), ``.jsonl`` (one per record, a chosen field), ``.parquet`` (one per row, a
 chosen column), and ``.gz`` / ``.zst`` compressed versions of each. Everything streams: a file
-is never read whole, so a corpus of any size reads in constant memory.
+is never read whole, so a corpus of any size reads in constant memory (``decode.py`` turns the
+bytes into text: encodings, byte-order marks, line ends, NUL bytes, JSON lines).
+
+Folders are walked following links to folders, but each real folder is entered once: a link
+loop, or a second path to a folder already read, is listed in the report and not followed, so
+the walk always ends and nothing is read twice. A file that changes while it is read (its size
+or modification time differs before and after, or between two passes) stops ``prepare`` with
+one line saying to re-run: the dataset would not match any state of the file.
 
 A text document longer than ``PIECE_CHARS`` arrives in several pieces, cut just before a space
 that follows a non-space and precedes a letter. Byte-level BPE's pre-tokenizer splits there
@@ -12,19 +19,16 @@ anyway, so encoding the pieces gives the same ids as encoding the whole document
 
 from __future__ import annotations
 
-import codecs
 import fnmatch
-import gzip
-import io
-import json
+import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from minigpt.config import suggest
+from minigpt.data.decode import FileNotes, decoded_chunks, is_binary, jsonl_records, open_binary
 from minigpt.errors import MiniGPTError
 
 TEXT_SUFFIXES = {".txt", ".md", ".text", ".rst"}
@@ -32,9 +36,66 @@ JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 PARQUET_SUFFIXES = {".parquet"}
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 PIECE_CHARS = 4_000_000
-READ_BYTES = 1 << 20
 BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 SAFE_CUT = re.compile(r"(?<=\S)(?= [^\W\d_])|(?<=\S\n)(?=\S)")
+
+
+@dataclass
+class ReadNotes:
+    """What reading found, for the report: per file (encoding, line ends, bad lines), the
+    links not followed, and each file's (size, mtime) when first seen."""
+
+    files: dict[str, FileNotes] = field(default_factory=dict)
+    not_followed: list[str] = field(default_factory=list)
+    stamps: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def check_unchanged(self, path: Path) -> None:
+        """Refuse a file whose size or modification time moved since it was first seen."""
+        st = path.stat()
+        now = (st.st_size, st.st_mtime_ns)
+        before = self.stamps.setdefault(str(path), now)
+        if now != before:
+            raise MiniGPTError(
+                f"{path} changed while prepare was reading it ({before[0]:,} -> {now[0]:,} "
+                "bytes, or a new modification time); re-run prepare once nothing writes to it"
+            )
+
+    def check_files(self, paths: Sequence[Path]) -> None:
+        for path in paths:
+            self.check_unchanged(path)
+
+    def report(self) -> dict:
+        """Totals over the files, and one line saying what was changed or skipped."""
+        notes = self.files.values()
+        total = {k: sum(getattr(n, k) for n in notes) for k in ("crlf", "cr", "nul_removed")}
+        bad = {p: n for p, n in self.files.items() if n.bad_lines}
+        out = {
+            "encodings": {p: n.encoding for p, n in self.files.items() if n.encoding != "utf-8"},
+            "boms_removed": sum(n.bom for n in notes),
+            **total,
+            "bad_lines_skipped": sum(n.bad_lines for n in bad.values()),
+            "first_bad_lines": [f"{p}:{i}" for p, n in bad.items() for i in n.first_bad_lines],
+            "not_followed": self.not_followed,
+        }
+        said = [f"{p} decoded as {e}" for p, e in out["encodings"].items()]
+        if out["boms_removed"]:
+            said.append(f"{out['boms_removed']} byte-order mark(s) removed")
+        if total["crlf"] or total["cr"]:
+            said.append(f"{total['crlf']:,} CRLF and {total['cr']:,} CR line ends made \\n")
+        if total["nul_removed"]:
+            said.append(f"{total['nul_removed']:,} NUL bytes dropped")
+        if out["bad_lines_skipped"]:
+            said.append(
+                f"{out['bad_lines_skipped']:,} bad line(s) skipped "
+                f"({', '.join(out['first_bad_lines'])}"
+                f"{', ...' if out['bad_lines_skipped'] > len(out['first_bad_lines']) else ''})"
+            )
+        if self.not_followed:
+            said.append(
+                f"{len(self.not_followed)} link(s) not followed: {', '.join(self.not_followed)}"
+            )
+        out["summary"] = "; ".join(said)
+        return out
 
 
 @dataclass
@@ -49,6 +110,8 @@ class SourceOptions:
     errors: str = "strict"
     strict: bool = False
     skipped: list[str] = field(default_factory=list)
+    skip_bad_lines: bool = False
+    notes: ReadNotes = field(default_factory=ReadNotes)
 
 
 class Piece(NamedTuple):
@@ -87,21 +150,56 @@ def _matches(rel: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
 
 
+def _walk(folder: Path, not_followed: list[str]) -> list[Path]:
+    """Every file under ``folder``, in sorted order, following links to folders but entering
+    each real folder once (see the module docstring); what is not followed is listed."""
+    files, seen, stack = [], set(), [folder]
+    while stack:
+        here = stack.pop()
+        try:
+            st = here.stat()
+            entries = sorted(os.scandir(here), key=lambda e: e.name, reverse=True)
+        except OSError as e:
+            not_followed.append(f"{here} ({e.strerror})")
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            not_followed.append(f"{here} (a folder already read: a link loop or second path)")
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_dir():
+                    stack.append(path)
+                elif entry.is_file():
+                    files.append(path)
+                elif entry.is_symlink():
+                    not_followed.append(f"{path} (a broken link or link loop)")
+            except OSError as e:
+                not_followed.append(f"{path} ({e.strerror})")
+    return sorted(files)
+
+
 def find_inputs(
-    inputs: Sequence[str | Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
+    inputs: Sequence[str | Path],
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    not_followed: list[str] | None = None,
 ) -> list[Path]:
     """Files given directly, plus those found in folders (recursively, in sorted order).
 
     In folders, ``include`` globs (default: every known format) choose files and ``exclude``
-    globs drop them; both match the path relative to the folder or the bare file name.
+    globs drop them; both match the path relative to the folder or the bare file name. Links
+    in folders that are not followed (loops, broken) are listed in ``not_followed``.
     """
     if not inputs:
         raise MiniGPTError("no input given; pass one or more text files or folders")
     files: list[Path] = []
+    not_followed = not_followed if not_followed is not None else []
     for item in map(Path, inputs):
         if item.is_dir():
             found = []
-            for path in sorted(p for p in item.rglob("*") if p.is_file()):
+            for path in _walk(item, not_followed):
                 rel = path.relative_to(item).as_posix()
                 wanted = _matches(rel, include) if include else _known(path)
                 if wanted and not _matches(rel, exclude):
@@ -122,83 +220,6 @@ def find_inputs(
     if not files:
         raise MiniGPTError("every input was excluded by --exclude; loosen it")
     return files
-
-
-class _Counting(io.RawIOBase):
-    """A file whose reads report how many raw bytes went by (for the progress bar)."""
-
-    def __init__(self, f: BinaryIO, advance: Callable[[int], None]) -> None:
-        self.f, self.advance = f, advance
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = self.f.readinto(buffer)
-        self.advance(n or 0)
-        return n
-
-
-@contextmanager
-def open_binary(
-    path: Path, compression: str | None, advance: Callable[[int], None] = lambda n: None
-) -> Iterator[BinaryIO]:
-    """The file's (decompressed) bytes as a stream; ``advance`` hears of raw bytes read."""
-    with open(path, "rb") as f:
-        raw = io.BufferedReader(_Counting(f, advance), READ_BYTES)
-        if compression == "gzip":
-            yield gzip.GzipFile(fileobj=raw, mode="rb")
-        elif compression == "zstd":
-            import zstandard
-
-            dctx = zstandard.ZstdDecompressor()
-            yield dctx.stream_reader(raw, read_across_frames=True, closefd=False)
-        else:
-            yield raw
-
-
-def _read(stream: BinaryIO, path: Path, size: int = READ_BYTES) -> bytes:
-    try:
-        return stream.read(size)
-    except (OSError, EOFError, ValueError) as e:
-        raise MiniGPTError(f"{path} is damaged or not really compressed ({e}); check it") from None
-    except Exception as e:  # zstandard.ZstdError is not an OSError
-        if type(e).__name__ == "ZstdError":
-            raise MiniGPTError(f"{path} is damaged or not really zstd ({e}); check it") from None
-        raise
-
-
-def is_binary(path: Path, compression: str | None, encoding: str = "utf-8") -> bool:
-    """A NUL byte in the first 8 KiB marks a binary file (text encodings never use it)."""
-    if encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32")):
-        return False
-    with open_binary(path, compression) as stream:
-        return b"\0" in _read(stream, path, 8192)
-
-
-def _decoded_chunks(stream: BinaryIO, path: Path, encoding: str, errors: str) -> Iterator[str]:
-    """Decode a byte stream in chunks; a bad byte is reported with its offset in the file."""
-    try:
-        decoder = codecs.getincrementaldecoder(encoding)(errors)
-    except LookupError:
-        raise MiniGPTError(f"unknown encoding {encoding!r}; e.g. --encoding utf-8") from None
-    consumed = 0
-    while True:
-        data = _read(stream, path)
-        pending = len(decoder.getstate()[0])
-        try:
-            text = decoder.decode(data, final=not data)
-        except UnicodeDecodeError as e:
-            raise MiniGPTError(
-                f"{path} is not valid {encoding} (byte offset {consumed - pending + e.start}); "
-                "pass --encoding with the file's real encoding (e.g. --encoding latin-1) or "
-                "--errors replace"
-            ) from None
-        consumed += len(data)
-        if text:
-            yield text
-        if not data:
-            return
 
 
 def _text_pieces(chunks: Iterator[str], source: str, paragraphs: bool) -> Iterator[Piece]:
@@ -234,37 +255,12 @@ def _cut(text: str) -> int:
     return last.start() if last else PIECE_CHARS
 
 
-def jsonl_records(lines: Iterable[str], path: Path, undecodable: str) -> Iterator[tuple[int, Any]]:
-    """(line number, record) for each non-blank line of a JSON-lines text. A line that is not
-    JSON, or bytes that do not decode (``undecodable`` says what then), is one error that
-    names the line."""
-    lineno = 0
-    try:
-        for lineno, line in enumerate(lines, 1):  # noqa: B007
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise MiniGPTError(
-                    f"{path}:{lineno} is not valid JSON ({e.msg}); fix or remove that line"
-                ) from None
-            yield lineno, record
-    except UnicodeDecodeError:
-        raise MiniGPTError(f"{path}:{lineno + 1} {undecodable}") from None
-
-
-def _jsonl_pieces(stream: BinaryIO, path: Path, opts: SourceOptions) -> Iterator[Piece]:
-    lines = io.TextIOWrapper(stream, encoding=opts.encoding, errors=opts.errors, newline="\n")
-    undecodable = (
-        f"is not valid {opts.encoding}; pass --encoding with the file's real encoding "
-        "or --errors replace"
-    )
-    try:
-        for lineno, record in jsonl_records(lines, path, undecodable):
-            yield Piece(_field(record, path, lineno, opts.text_field), f"{path}:{lineno}")
-    except LookupError:
-        raise MiniGPTError(f"unknown encoding {opts.encoding!r}; e.g. --encoding utf-8") from None
+def _jsonl_pieces(
+    stream: BinaryIO, path: Path, opts: SourceOptions, notes: FileNotes
+) -> Iterator[Piece]:
+    records = jsonl_records(stream, path, opts.encoding, opts.errors, opts.skip_bad_lines, notes)
+    for lineno, record in records:
+        yield Piece(_field(record, path, lineno, opts.text_field), f"{path}:{lineno}")
 
 
 def _field(record: object, path: Path, lineno: int, name: str) -> str:
@@ -339,15 +335,19 @@ def read_pieces(
     ``opts.skipped``), or refused with ``opts.strict``."""
     opts = opts or SourceOptions()
     for path in files:
+        opts.notes.check_unchanged(path)
+        notes = opts.notes.files[str(path)] = FileNotes()
         kind, compression = file_format(path)
         if kind == "parquet":
             yield from _parquet_pieces(path, compression, opts, advance)
+            opts.notes.check_unchanged(path)
             continue
         if is_binary(path, compression, opts.encoding):
             if opts.strict:
                 raise MiniGPTError(
                     f"{path} looks binary (it holds NUL bytes); remove it from the inputs, "
-                    "or leave out --strict to skip such files with a warning"
+                    "or leave out --strict to skip such files with a warning (UTF-16 without a "
+                    "byte-order mark? pass --encoding utf-16-le or utf-16-be)"
                 )
             if str(path) not in opts.skipped:
                 opts.skipped.append(str(path))
@@ -355,7 +355,8 @@ def read_pieces(
             continue
         with open_binary(path, compression, advance) as stream:
             if kind == "jsonl":
-                yield from _jsonl_pieces(stream, path, opts)
+                yield from _jsonl_pieces(stream, path, opts, notes)
             else:
-                chunks = _decoded_chunks(stream, path, opts.encoding, opts.errors)
+                chunks = decoded_chunks(stream, path, opts.encoding, opts.errors, notes)
                 yield from _text_pieces(chunks, str(path), opts.paragraphs)
+        opts.notes.check_unchanged(path)

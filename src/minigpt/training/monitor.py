@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from minigpt.errors import format_bytes  # noqa: F401 (re-exported for report.py)
 from minigpt.extras import available, missing
 from minigpt.runtime import peak_tflops
 from minigpt.training.callbacks import Callback, RunView
@@ -69,14 +70,6 @@ def format_duration(seconds: float) -> str:
     if h:
         return f"{h}h{m:02d}m"
     return f"{m}m{s:02d}s" if m else f"{s}s"
-
-
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"  # pragma: no cover
 
 
 class MetricsLog:
