@@ -3,7 +3,7 @@ import sys
 import pytest
 import torch
 
-from minigpt import runtime
+from minigpt import hostmem
 from minigpt.config import ModelConfig, load_config
 from minigpt.errors import MiniGPTError
 from minigpt.model.sizing import flops_per_token, param_breakdown
@@ -102,15 +102,17 @@ def test_batch_size_auto_fits_the_device(tiny_config, monkeypatch, tmp_path):
     trainer = Trainer(config)  # plenty of RAM: one micro-batch of 8
     assert (trainer.cfg.batch_size, trainer.cfg.grad_accum) == (8, 1)
 
+    monkeypatch.delenv(hostmem.NO_CHECK_ENV, raising=False)
     tight = estimate_memory(trainer.config.model, 2, device_type="cpu").total
-    monkeypatch.setattr(runtime, "available_ram", lambda: tight)
+    # the planner may use HEADROOM of what is available: the budget of micro-batch 2
+    monkeypatch.setattr(hostmem, "available_ram", lambda: int(tight / hostmem.HEADROOM) + 1024)
     config = tiny_config(
         batch_size="auto", effective_batch=8, max_iters=2, out_dir=str(tmp_path / "tight")
     )
     result = train(config)
     saved = (result.run_dir / "config.toml").read_text()
     assert "batch_size = 2\n" in saved and "grad_accum = 4\n" in saved
-    monkeypatch.setattr(runtime, "available_ram", lambda: 1000)
+    monkeypatch.setattr(hostmem, "available_ram", lambda: 1000)
     config = tiny_config(batch_size="auto", out_dir=str(tmp_path / "none"))
     with pytest.raises(MiniGPTError, match="does not fit on CPU RAM even at micro-batch 1"):
         Trainer(config)

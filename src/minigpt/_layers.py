@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, ...]] = [
         "minigpt._version",
         "minigpt._layers",
         "minigpt.extras",
+        "minigpt.hostmem",
     ),
 ]
 

@@ -1,9 +1,9 @@
 """Where and how tensors run: the device, the compute dtype, whether to compile, and what the
 device offers (its memory, its peak FLOPs) and how it reports running out of memory.
 
-A leaf of the package (it imports nothing from minigpt but the errors), so every stage that
-places a model (training, generation, evaluation, serving) resolves these the same way, and
-the planner's estimates and the trainer's MFU read one table of GPU peaks.
+A leaf of the package (it imports nothing from minigpt but the errors and hostmem), so every
+stage that places a model (training, generation, evaluation, serving) resolves these the same
+way, and the planner's estimates and the trainer's MFU read one table of GPU peaks.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from minigpt.errors import MiniGPTError
+from minigpt.hostmem import GiB, gib, usable_ram  # noqa: F401 (GiB, gib: re-exported)
 
-GiB = 1024**3
 CUDA_CONTEXT = int(0.5 * GiB)  # driver, cuBLAS and kernels: outside max_memory_allocated
 
 
@@ -177,20 +177,8 @@ def device_gpu(device: torch.device) -> GPU:
         return GPU(name, usable, *peak_tflops(name), bf16, context=0)
     if device.type == "mps":
         return GPU("Apple MPS", int(torch.mps.recommended_max_memory()), 0.0, 0.0, context=0)
-    return GPU("CPU RAM", available_ram(), 0.0, 0.0, context=0)
-
-
-def available_ram() -> int:
-    """Free RAM in bytes, for sizing batches on CPU."""
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not Linux: assume 8 GiB
-        return 8 * GiB
-
-
-def gib(n: int) -> str:
-    """Bytes as GiB with two decimals, as the planner's messages show them."""
-    return f"{n / GiB:.2f}"
+    # the share of available RAM a run may plan for (hostmem.HEADROOM), as the memory check
+    return GPU("CPU RAM", usable_ram(), 0.0, 0.0, context=0)
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -7,6 +7,7 @@ non-zero exit code; a traceback means a bug in minigpt.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from minigpt.cli import (
@@ -25,6 +26,7 @@ from minigpt.cli import (
 )
 from minigpt.cli.common import Parser
 from minigpt.errors import MiniGPTError
+from minigpt.hostmem import NO_CHECK_ENV
 
 COMMANDS = [
     demo,
@@ -59,6 +61,8 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "no_memory_check", False):  # reaches every stage, and torchrun's ranks
+        os.environ[NO_CHECK_ENV] = "1"
     try:
         return args.func(args) or 0
     except MiniGPTError as e:

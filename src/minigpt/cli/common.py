@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 from minigpt.config import PRESETS, RunConfig, all_fields, load_config, suggest
 from minigpt.config.fields import base_type
+from minigpt.hostmem import NO_CHECK_ENV
 
 
 class Parser(argparse.ArgumentParser):
@@ -79,6 +80,16 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def config_from_args(args: argparse.Namespace, **extra: Any) -> RunConfig:
     return load_config(args.preset, args.config, {**config_overrides(args), **extra})
+
+
+def add_memory_check_argument(parser: argparse.ArgumentParser) -> None:
+    """--no-memory-check: start even when the RAM estimate says the job will not fit."""
+    parser.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="start even when the estimated peak exceeds the available RAM (experts; the same "
+        f"as {NO_CHECK_ENV}=1)",
+    )
 
 
 def print_err(message: str) -> None:

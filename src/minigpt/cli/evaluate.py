@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from minigpt.cli.common import add_memory_check_argument
 from minigpt.cli.sample import add_quantize_argument
 from minigpt.evaluation.evaluate import evaluate_checkpoint
 
@@ -25,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16", "float16"])
     add_quantize_argument(p)
+    add_memory_check_argument(p)
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

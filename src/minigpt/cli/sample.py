@@ -7,7 +7,7 @@ import dataclasses
 import sys
 import typing
 
-from minigpt.cli.common import field_argument
+from minigpt.cli.common import add_memory_check_argument, field_argument
 from minigpt.config.sampling import SampleConfig
 from minigpt.inference.generate import generate_samples, stream_text, unescape
 from minigpt.interop.loader import load_model
@@ -50,6 +50,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
             )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     add_quantize_argument(parser)
+    add_memory_check_argument(parser)
 
 
 def add_quantize_argument(parser: argparse.ArgumentParser) -> None:

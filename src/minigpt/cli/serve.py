@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from minigpt.cli.common import add_memory_check_argument
 from minigpt.cli.sample import add_quantize_argument
 from minigpt.errors import MiniGPTError
 from minigpt.serve.settings import ServeConfig, api_key_from_env
@@ -48,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         limits.add_argument(
             flag, type=int, default=getattr(DEFAULTS, name), help=f"{text} (%(default)s)"
         )
+    add_memory_check_argument(p)
     p.add_argument("--log-level", default="warning", help="uvicorn's log level (%(default)s)")
     p.set_defaults(func=run)
 

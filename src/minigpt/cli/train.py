@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from minigpt.cli.common import add_config_arguments, config_overrides
+from minigpt.cli.common import add_config_arguments, add_memory_check_argument, config_overrides
 from minigpt.config import load_config
 from minigpt.runtime import resolve_device
 from minigpt.training.distributed import is_main_process
@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="CKPT",
         help="start from another run's weights, or from a Hugging Face GPT-2 folder: hf:DIR",
     )
+    add_memory_check_argument(p)
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument(
         "--log-to",

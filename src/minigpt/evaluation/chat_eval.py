@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from minigpt.data.chat_dataset import IGNORE, ChatDataset, pad_rows
 from minigpt.errors import MiniGPTError
 from minigpt.evaluation.metrics import EvalResult
+from minigpt.inference.memory import check_eval
 from minigpt.model import GPT
 
 
@@ -31,6 +32,8 @@ def evaluate_chat(
     block = model.config.block_size
     # Similar lengths together: less padding per batch.
     rows = sorted(data.conversations(split), key=lambda r: len(r[0]))
+    if device.type == "cpu":  # refuse a batch that cannot fit in RAM
+        check_eval(model.config, max(1, min(batch_size, len(rows))), dtype != torch.float32)
     was_training = model.training
     model.eval()
     nats, count = 0.0, 0

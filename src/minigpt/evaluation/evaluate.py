@@ -26,6 +26,7 @@ from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
 from minigpt.evaluation.chat_eval import evaluate_chat
 from minigpt.evaluation.metrics import EvalResult, bits_per_byte, perplexity  # noqa: F401 (re-exported)
+from minigpt.inference.memory import check_eval
 from minigpt.interop.loader import open_model
 from minigpt.model import GPT
 from minigpt.runtime import resolve_device, resolve_dtype
@@ -111,6 +112,10 @@ def evaluate_tokens(
     total_predictions = sum(max(0, len(s) - 1) for s in shards)
     if total_predictions == 0:
         raise MiniGPTError("the text is too short to evaluate (fewer than 2 tokens)")
+    if next(model.parameters()).device.type == "cpu":  # refuse a batch that cannot fit in RAM
+        block = model.config.block_size
+        windows = sum(-(-max(0, len(s) - 1) // block) for s in shards)
+        check_eval(model.config, min(batch_size, windows), dtype != torch.float32)
     was_training = model.training
     model.eval()
     nats, count = 0.0, 0

@@ -37,6 +37,7 @@ from minigpt.config.sampling import SampleConfig
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
 from minigpt.inference.generate import TextStream, make_generator
+from minigpt.inference.memory import check_slots
 from minigpt.model import GPT
 from minigpt.model.sampling import sample_next, sampling_probs
 from minigpt.model.slot_cache import SlotKVCache
@@ -114,6 +115,8 @@ class BatchEngine:
         param = next(model.parameters())
         self.device = param.device
         c = model.config
+        if self.device.type == "cpu":  # the slots are allocated whole, now
+            check_slots(c, max_batch, param.element_size())
         self.cache = SlotKVCache(
             max_batch,
             c.n_layer,

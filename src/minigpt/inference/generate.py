@@ -18,6 +18,7 @@ import torch
 from minigpt.config.sampling import SampleConfig
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.errors import MiniGPTError
+from minigpt.inference.memory import check_generation, element_size
 from minigpt.model import GPT
 
 
@@ -153,7 +154,12 @@ def token_steps(
     model: GPT, idx: torch.Tensor, config: SampleConfig, generator: torch.Generator
 ) -> Iterator[torch.Tensor]:
     """``model.generate_tokens`` with every control taken from ``config``: the next ids (B, 1)
-    of the rows of ``idx``, one step at a time."""
+    of the rows of ``idx``, one step at a time. On a CPU, refuses first what would not fit in
+    RAM (``inference.memory``)."""
+    if idx.device.type == "cpu":
+        batch, prompt = idx.shape
+        size = element_size(model)
+        check_generation(model.config, batch, prompt, config.max_new_tokens, config.use_cache, size)
     return model.generate_tokens(
         idx,
         config.max_new_tokens,

@@ -31,6 +31,7 @@ import torch
 
 from minigpt.config import ModelConfig, RunConfig, TrainConfig
 from minigpt.errors import MiniGPTError
+from minigpt.hostmem import largest_fitting as largest_batch
 from minigpt.model.sizing import Breakdown, flops_per_token, param_breakdown, sized_model_config
 from minigpt.runtime import CUDA_CONTEXT, GPU, GiB, device_gpu, gib, peak_tflops
 
@@ -177,20 +178,6 @@ def estimate_memory(
         optimizer_step=held + step_temps,
         overhead=overhead,
     )
-
-
-def largest_batch(fits: Callable[[int], bool], limit: int = 1 << 16) -> int:
-    """The largest micro-batch for which ``fits(b)`` holds (memory grows with b); 0 if none."""
-    if not fits(1):
-        return 0
-    lo, hi = 1, 2
-    while hi <= limit and fits(hi):
-        lo, hi = hi, hi * 2
-    hi = min(hi, limit + 1)
-    while hi - lo > 1:  # fits(lo) and not fits(hi)
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return lo
 
 
 def split_batch(effective: int, max_micro: int) -> tuple[int, int]:

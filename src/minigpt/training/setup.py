@@ -30,6 +30,7 @@ from minigpt.model import GPT
 from minigpt.runtime import resolve_device, resolve_dtype, use_physical_cores
 from minigpt.training.distributed import Distributed
 from minigpt.training.distributed import init as init_distributed
+from minigpt.training.memcheck import check_training_ram
 from minigpt.training.monitor import PLOT_FILE, SAMPLES_FILE, TENSORBOARD_DIR, MetricsLog
 from minigpt.training.optim import make_optimizer
 from minigpt.training.planner import auto_batch
@@ -120,8 +121,9 @@ def set_up(
             f"batch size auto: micro-batch {cfg.batch_size} x grad_accum "
             f"{cfg.grad_accum} fits {device}"
         )
-    if device.type == "cpu":  # one intra-op thread per physical core (no SMT siblings)
-        use_physical_cores()
+    if device.type == "cpu":
+        check_training_ram(config, dtype)  # before the model exists: refuse what cannot fit
+        use_physical_cores()  # one intra-op thread per physical core (no SMT siblings)
     if device.type == "cuda":  # TF32 matmuls for whatever still runs in fp32
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
