@@ -10,7 +10,13 @@ Fine-tuning on conversations: ``prepare_chat_dataset``, ``train`` with the ``sft
 ``chat_completion`` (docs/sft.md).
 """
 
-from minigpt._version import __version__
+import torch as _torch
+
+from minigpt._version import __version__, torch_too_old
+
+if _message := torch_too_old(_torch.__version__):  # before any stage touches a newer API
+    raise ImportError(_message)
+
 from minigpt.config import ModelConfig, RunConfig, TrainConfig, load_config
 from minigpt.config.sampling import SampleConfig
 from minigpt.data.chat_prepare import prepare_chat_dataset

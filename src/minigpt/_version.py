@@ -1,4 +1,25 @@
 """The package version, in a module of its own so that any module can read it without
-importing the package root (which imports every stage)."""
+importing the package root (which imports every stage), and the oldest torch the code runs on."""
+
+from __future__ import annotations
+
+import re
 
 __version__ = "0.1.0"
+
+# The floor pyproject.toml declares (its comment lists the newest APIs the code uses); the
+# package root checks it before importing any stage, so an older torch fails in one line
+# instead of an AttributeError deep inside a command.
+TORCH_FLOOR = (2, 6)
+
+
+def torch_too_old(version: str) -> str | None:
+    """The one-line error for a torch older than ``TORCH_FLOOR``; None when it is new enough."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match is None or (int(match.group(1)), int(match.group(2))) >= TORCH_FLOOR:
+        return None
+    floor = ".".join(map(str, TORCH_FLOOR))
+    return (
+        f"minigpt {__version__} needs torch>={floor}, but torch {version} is installed; "
+        f"upgrade it: pip install -U 'torch>={floor}'"
+    )

@@ -9,12 +9,13 @@ way, and the planner's estimates and the trainer's MFU read one table of GPU pea
 from __future__ import annotations
 
 import os
+import platform
 from dataclasses import dataclass
 
 import torch
 
 from minigpt.errors import MiniGPTError
-from minigpt.hostmem import GiB, gib, usable_ram  # noqa: F401 (GiB, gib: re-exported)
+from minigpt.hostmem import GiB, available_ram, gib, size, usable_ram  # noqa: F401 (gib)
 
 CUDA_CONTEXT = int(0.5 * GiB)  # driver, cuBLAS and kernels: outside max_memory_allocated
 
@@ -189,3 +190,58 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and (
         "can't allocate memory" in text or "out of memory" in text.lower()
     )
+
+
+def _cpu_model() -> str:
+    """The CPU's marketing name and the vector units torch can use (for bug reports)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:  # not Linux
+        pass
+    units = [unit for flag, unit in CPU_FEATURES if flag in flags]
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
+    details = ([f"torch kernels {capability}"] if capability else []) + units
+    return f"{name} ({', '.join(details)})" if details else name
+
+
+# /proc/cpuinfo flag -> what a bug report calls it
+CPU_FEATURES = [
+    ("avx2", "AVX2"),
+    ("avx512f", "AVX512"),
+    ("avx512_bf16", "AVX512-BF16"),
+    ("amx_tile", "AMX"),
+    ("amx_bf16", "AMX-BF16"),
+    ("asimd", "NEON"),
+    ("sve", "SVE"),
+]
+
+
+def environment_report() -> list[str]:
+    """minigpt's, Python's and torch's versions and the devices, one per line
+    (``minigpt --version``, for bug reports)."""
+    from minigpt._version import __version__
+
+    lines = [
+        f"minigpt {__version__}",
+        f"Python {platform.python_version()} ({platform.platform()})",
+        f"torch {torch.__version__} (CUDA {torch.version.cuda or 'none'})",
+        f"CPU: {_cpu_model()}, {os.cpu_count()} logical CPUs",
+        f"RAM: {size(available_ram())} available to this process",
+    ]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            major, minor = torch.cuda.get_device_capability(i)
+            lines.append(f"cuda:{i}: {torch.cuda.get_device_name(i)} (compute {major}.{minor})")
+    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        lines.append(f"mps: Apple GPU ({platform.machine()})")
+    else:
+        lines.append("GPU: none (no CUDA or MPS device torch can use)")
+    return lines

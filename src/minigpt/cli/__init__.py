@@ -7,6 +7,7 @@ non-zero exit code; a traceback means a bug in minigpt.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -27,6 +28,7 @@ from minigpt.cli import (
 from minigpt.cli.common import Parser
 from minigpt.errors import MiniGPTError
 from minigpt.hostmem import NO_CHECK_ENV
+from minigpt.runtime import environment_report
 
 COMMANDS = [
     demo,
@@ -44,14 +46,27 @@ COMMANDS = [
 ]
 
 
-def build_parser() -> Parser:
-    from minigpt._version import __version__
+class VersionAction(argparse.Action):
+    """``--version``: the environment report, computed only when asked (it probes devices)."""
 
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print("\n".join(environment_report()))
+        parser.exit()
+
+
+def build_parser() -> Parser:
     parser = Parser(
         prog="minigpt",
         description="Train a GPT language model from scratch on your own text.",
     )
-    parser.add_argument("--version", action="version", version=f"minigpt {__version__}")
+    parser.add_argument(
+        "--version",
+        action=VersionAction,
+        help="print minigpt's, Python's and torch's versions and the devices (for bug reports)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     subparsers.required = True
     for command in COMMANDS:

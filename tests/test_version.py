@@ -1,0 +1,72 @@
+"""``minigpt --version`` for bug reports, and the torch floor checked at import (issue 19)."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import minigpt
+from minigpt._version import TORCH_FLOOR, torch_too_old
+from minigpt.cli import main
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+
+def test_version_names_minigpt_python_torch_and_the_devices(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"minigpt {minigpt.__version__}"
+    assert lines[1].startswith(f"Python {sys.version.split()[0]} (")
+    assert lines[2].startswith(f"torch {torch.__version__} (CUDA ")
+    assert lines[3].startswith("CPU: ") and "logical CPUs" in lines[3]
+    assert lines[4].startswith("RAM: ") and lines[4].endswith("available to this process")
+    devices = lines[5:]
+    if torch.cuda.is_available():
+        names = [f"cuda:{i}: {torch.cuda.get_device_name(i)}" for i in range(len(devices))]
+        assert len(devices) == torch.cuda.device_count()
+        assert all(d.startswith(n) for d, n in zip(devices, names, strict=True))
+    else:
+        assert len(devices) == 1 and devices[0].startswith(("mps: ", "GPU: none"))
+
+
+@pytest.mark.parametrize(
+    ("version", "too_old"),
+    [
+        ("2.5.1", True),
+        ("1.13.0", True),
+        ("2.6.0", False),
+        ("2.13.0+cpu", False),
+        ("3.0.0a0", False),
+    ],
+)
+def test_torch_floor(version, too_old):
+    message = torch_too_old(version)
+    assert (message is not None) == too_old
+    if too_old:
+        assert "\n" not in message
+        assert (
+            f"torch {version} is installed" in message and "pip install -U 'torch>=2.6'" in message
+        )
+
+
+def test_pyproject_declares_the_floor_the_import_checks():
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    floor = ".".join(map(str, TORCH_FLOOR))
+    assert f"torch>={floor}" in pyproject["project"]["dependencies"]
+
+
+def test_an_old_torch_fails_at_import_in_one_line(monkeypatch):
+    monkeypatch.setattr(torch, "__version__", "2.4.1")
+    try:
+        with pytest.raises(ImportError, match=r"needs torch>=2\.6, but torch 2\.4\.1 is installed"):
+            importlib.reload(minigpt)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(minigpt)
