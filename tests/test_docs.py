@@ -36,8 +36,8 @@ def test_page(page: Path, tmp_path: Path) -> None:
     skipped = [f"{name} {s}" for s in report.skipped]
     if skipped and report.ran == 0:
         pytest.skip("; ".join(skipped))
-    for line in skipped:
-        warnings.warn(f"not run: {line}", stacklevel=1)
+    if skipped:
+        warnings.warn("not run:\n" + "\n".join(skipped), stacklevel=1)
 
 
 def check(text: str, tmp_path: Path, shared: Path | None = None):
