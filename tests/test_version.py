@@ -1,6 +1,7 @@
 """``minigpt --version`` for bug reports, and the torch floor checked at import (issue 19)."""
 
 import importlib
+import importlib.metadata
 import sys
 from pathlib import Path
 
@@ -8,8 +9,11 @@ import pytest
 import torch
 
 import minigpt
+from minigpt import extras
 from minigpt._version import TORCH_FLOOR, torch_too_old
 from minigpt.cli import main
+from minigpt.interop.hf_check import TRANSFORMERS_FLOOR
+from tests.test_cli import run_cli
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -70,3 +74,35 @@ def test_an_old_torch_fails_at_import_in_one_line(monkeypatch):
     finally:
         monkeypatch.undo()
         importlib.reload(minigpt)
+
+
+@pytest.mark.parametrize(
+    ("installed", "message"),
+    [
+        (
+            "4.52.4",
+            "checking the export needs transformers>=4.53, but 4.52.4 is installed; "
+            "pip install -U 'minigpt[hf]'",
+        ),
+        ("4.53.0", None),
+        ("5.24.0", None),
+    ],
+)
+def test_too_old_names_the_floor_and_the_extra(monkeypatch, installed, message):
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: installed)
+    assert extras.too_old("transformers", TRANSFORMERS_FLOOR, "checking the export") == message
+
+
+def test_export_with_a_too_old_transformers_says_so_instead_of_checking(
+    tmp_path, trained_run, capsys, monkeypatch
+):
+    real = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata,
+        "version",
+        lambda name: "4.52.4" if name == "transformers" else real(name),
+    )
+    code, stdout, _ = run_cli(capsys, "export", trained_run, "--format", "hf", "--out", tmp_path)
+    assert code == 0 and "checked with transformers" not in stdout
+    assert "note: not checked: checking the export needs transformers>=4.53, but 4.52.4" in stdout
+    assert "transformers is not installed" not in stdout

@@ -7,7 +7,9 @@ package is always reported the same way, naming the extra that brings it.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import re
 
 # module -> the extra of pyproject.toml that installs it
 EXTRA_OF = {
@@ -42,3 +44,21 @@ def install_hint(module: str) -> str:
 def missing(module: str, what: str) -> str:
     """One line for a feature skipped because ``module`` is not installed."""
     return f"{what} skipped ({module} is not installed; {install_hint(module)})"
+
+
+def too_old(module: str, floor: tuple[int, int], what: str) -> str | None:
+    """One line when the installed ``module`` is older than ``floor`` (major, minor) for
+    ``what``; None when it is new enough or its version cannot be read."""
+    try:
+        version = importlib.metadata.version(module)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match is None or (int(match.group(1)), int(match.group(2))) >= floor:
+        return None
+    need = ".".join(map(str, floor))
+    extra = EXTRA_OF.get(module)
+    upgrade = (
+        f"pip install -U 'minigpt[{extra}]'" if extra else f"pip install -U '{module}>={need}'"
+    )
+    return f"{what} needs {module}>={need}, but {version} is installed; {upgrade}"

@@ -6,7 +6,12 @@ import argparse
 
 from minigpt.errors import MiniGPTError
 from minigpt.interop.gguf import QUANTS, export_gguf
-from minigpt.interop.gguf_check import F32_TOLERANCE, gguf_logit_diff, gguf_reader_available
+from minigpt.interop.gguf_check import (
+    F32_TOLERANCE,
+    gguf_logit_diff,
+    gguf_reader_available,
+    gguf_reader_too_old,
+)
 from minigpt.interop.hf_export import DTYPES, LOGITS_TOLERANCE, export_hf
 from minigpt.interop.loader import load_model
 
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             f"{result.max_logit_diff:.1e} <= {LOGITS_TOLERANCE:g}), greedy tokens and "
             "tokenizer ids match"
         )
-    elif not args.no_check:
+    elif not args.no_check and not any(n.startswith("not checked") for n in result.notes):
         print("not checked: transformers is not installed (pip install 'minigpt[hf]')")
     return 0
 
@@ -99,6 +104,9 @@ def run_gguf(args: argparse.Namespace) -> int:
         return 0
     if not gguf_reader_available():
         print("not checked: transformers' GGUF reader needs pip install 'minigpt[gguf]'")
+        return 0
+    if old := gguf_reader_too_old():
+        print(f"not checked: {old}")
         return 0
     model, _ = load_model(result.checkpoint, "cpu")
     diff = gguf_logit_diff(result.path, model)

@@ -16,9 +16,20 @@ import torch
 
 from minigpt.data.hf_tokenizer import import_transformers
 from minigpt.errors import MiniGPTError
+from minigpt.extras import too_old
 from minigpt.model import GPT
 
 F32_TOLERANCE = 1e-4
+
+
+# transformers' GGUF reader maps qwen3 files from 4.54 on (Llama and GPT-2 earlier); pyproject's
+# gguf extra declares the same floor.
+GGUF_READER_FLOOR = (4, 54)
+
+
+def gguf_reader_too_old() -> str | None:
+    """One line when the installed transformers cannot read every GGUF minigpt writes."""
+    return too_old("transformers", GGUF_READER_FLOOR, "checking a GGUF file")
 
 
 def gguf_reader_available() -> bool:

@@ -19,12 +19,23 @@ import torch
 from minigpt.data.hf_tokenizer import import_transformers
 from minigpt.data.tokenizer import CharTokenizer, Tokenizer
 from minigpt.errors import MiniGPTError
+from minigpt.extras import too_old
 from minigpt.interop.hf_import import BY_MODEL_TYPE, load_hf, read_hf_config
 
 LOGITS_TOLERANCE = 1e-4
 GREEDY_TOKENS = 16  # tokens generated greedily by both, which must agree
 # Tokenizer check text for tokenizers that cover any text (BPE); a char tokenizer uses its chars.
 CHECK_TEXT = "Hello, world! Salam, dünya: ə ı İ ş ğ ç ö ü. Привет, мир. 你好 😀\n\tThe end."
+
+
+# The first transformers with every class an export may name: ArceeForCausalLM came in 4.53
+# (Qwen3ForCausalLM in 4.51); pyproject's hf extra declares the same floor.
+TRANSFORMERS_FLOOR = (4, 53)
+
+
+def transformers_too_old() -> str | None:
+    """One line when the installed transformers cannot load every class minigpt exports to."""
+    return too_old("transformers", TRANSFORMERS_FLOOR, "checking the export")
 
 
 def transformers_available() -> bool:
