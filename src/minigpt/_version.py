@@ -13,10 +13,16 @@ __version__ = "0.1.0"
 TORCH_FLOOR = (2, 6)
 
 
+def older_than(version: str, floor: tuple[int, int]) -> bool:
+    """Whether ``version`` ("2.13.0+cpu", "4.53.0") is below (major, minor) ``floor``; a
+    version that cannot be read counts as new enough."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    return match is not None and (int(match.group(1)), int(match.group(2))) < floor
+
+
 def torch_too_old(version: str) -> str | None:
     """The one-line error for a torch older than ``TORCH_FLOOR``; None when it is new enough."""
-    match = re.match(r"(\d+)\.(\d+)", version)
-    if match is None or (int(match.group(1)), int(match.group(2))) >= TORCH_FLOOR:
+    if not older_than(version, TORCH_FLOOR):
         return None
     floor = ".".join(map(str, TORCH_FLOOR))
     return (

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import re
+
+from minigpt._version import older_than
 
 # module -> the extra of pyproject.toml that installs it
 EXTRA_OF = {
@@ -53,8 +54,7 @@ def too_old(module: str, floor: tuple[int, int], what: str) -> str | None:
         version = importlib.metadata.version(module)
     except importlib.metadata.PackageNotFoundError:
         return None
-    match = re.match(r"(\d+)\.(\d+)", version)
-    if match is None or (int(match.group(1)), int(match.group(2))) >= floor:
+    if not older_than(version, floor):
         return None
     need = ".".join(map(str, floor))
     extra = EXTRA_OF.get(module)
