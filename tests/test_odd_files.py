@@ -273,3 +273,13 @@ def test_a_disk_that_fills_keeps_the_earlier_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in checkpoint.checkpoint_dirs(tmp_path)] == ["ckpt-0000001"]
     assert checkpoint.find_checkpoint(tmp_path).iteration == 1
     assert not list((tmp_path / "checkpoints").glob(".tmp*"))
+
+
+def test_bpe_learns_the_same_from_a_long_line_cut_in_parts():
+    """Training splits long texts (bounded memory) where the pre-tokenizer splits anyway."""
+    text = LINE * 40 + "code_x = f(y)  +  2 " * 30 + "CJK 世界 没有 空格 " * 20
+    parts = list(sources.split_text(text, 120))
+    assert len(parts) > 10 and max(map(len, parts)) <= 120 and "".join(parts) == text
+    whole = BPETokenizer.train([text], vocab_size=300)
+    cut = BPETokenizer.train(parts, vocab_size=300)
+    assert cut.to_json() == whole.to_json()

@@ -132,14 +132,18 @@ def staged(out: Path) -> Iterator[Path]:
 
 
 def publish(tmp: Path, out: Path, meta: DatasetMeta) -> None:
-    """Write ``meta.json`` last, then put the finished folder in place of ``out`` in one
-    rename: a run killed at any moment leaves either the old dataset or the new one."""
+    """Write ``meta.json`` last, then put the finished folder in place of ``out`` by renames
+    (the old one is moved aside first and deleted after): a run killed at any moment leaves
+    the old dataset or the new one, never neither (at worst the old one as ``.OUT.old``)."""
     (tmp / META_FILE).write_text(
         json.dumps(meta.to_json(), indent=2, ensure_ascii=False), encoding="utf-8"
     )
+    old = out.with_name(f".{out.name}.old")
     if out.exists():
-        shutil.rmtree(out)
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
     tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def format_report(out: Path, meta: DatasetMeta) -> str:

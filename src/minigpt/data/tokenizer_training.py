@@ -12,7 +12,7 @@ from minigpt.data.encode import Pool, batches
 from minigpt.data.hf_tokenizer import HF_PREFIX, load_hf_tokenizer
 from minigpt.data.meta import SEPARATOR
 from minigpt.data.plan import Plan, Progress, empty_corpus, make_plan
-from minigpt.data.sources import SourceOptions, read_pieces
+from minigpt.data.sources import SourceOptions, read_pieces, split_text
 from minigpt.data.tokenizer import (
     TOKENIZERS,
     BPETokenizer,
@@ -24,6 +24,7 @@ from minigpt.data.tokenizer import (
 from minigpt.errors import MiniGPTError
 
 TOKENIZER_SAMPLE_BYTES = 100_000_000
+TRAIN_TEXT_CHARS = 100_000
 
 
 def existing_tokenizer(tokenizer: str | Path | Tokenizer, unknown: str) -> Tokenizer | None:
@@ -83,7 +84,7 @@ def train_from_sample(
         for text in _sampled(pool, plan, limit):
             sample[0] += len(text.encode("utf-8"))
             sample[1] += 1
-            yield text
+            yield from split_text(text, TRAIN_TEXT_CHARS)  # bounded memory in BPE training
         if sample[1] > 1 and kind == "char":
             yield SEPARATOR  # char datasets put a blank line between documents
 
