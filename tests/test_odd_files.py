@@ -3,6 +3,7 @@
 import codecs
 import errno
 import json
+import os
 import resource
 from contextlib import contextmanager
 
@@ -283,3 +284,16 @@ def test_bpe_learns_the_same_from_a_long_line_cut_in_parts():
     whole = BPETokenizer.train([text], vocab_size=300)
     cut = BPETokenizer.train(parts, vocab_size=300)
     assert cut.to_json() == whole.to_json()
+
+
+def test_unreadable_and_vanishing_files(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("some text " * 20)
+    pieces = read_pieces([path, tmp_path / "gone.txt"])
+    next(pieces)
+    with pytest.raises(MiniGPTError, match="gone.txt disappeared while prepare was reading it"):
+        next(pieces)
+    if os.geteuid() != 0:  # root reads anything
+        path.chmod(0)
+        with pytest.raises(MiniGPTError, match=r"cannot read .*a.txt \(Permission denied\)"):
+            list(read_pieces([path]))

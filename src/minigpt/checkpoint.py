@@ -196,7 +196,11 @@ def save_checkpoint(
         if why is None:
             raise
         earlier = checkpoint_dirs(run_dir)
-        kept = f"the newest earlier one, {earlier[-1]}, is intact" if earlier else "there is no earlier one"
+        kept = (
+            f"the newest earlier one, {earlier[-1]}, is intact"
+            if earlier
+            else "there is no earlier one"
+        )
         raise MiniGPTError(
             f"checkpoint {final.name} not saved: {why}; {kept}. Free some space, then "
             "continue with --resume"

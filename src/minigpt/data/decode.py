@@ -82,7 +82,13 @@ def open_binary(
     path: Path, compression: str | None, advance: Callable[[int], None] = lambda n: None
 ) -> Iterator[BinaryIO]:
     """The file's (decompressed) bytes as a stream; ``advance`` hears of raw bytes read."""
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (closed below)
+    except OSError as e:
+        raise MiniGPTError(
+            f"cannot read {path} ({e.strerror}); check it and its permissions"
+        ) from None
+    with f:
         raw = io.BufferedReader(_Counting(f, advance), READ_BYTES)
         if compression == "gzip":
             yield gzip.GzipFile(fileobj=raw, mode="rb")

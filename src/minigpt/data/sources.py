@@ -51,7 +51,12 @@ class ReadNotes:
 
     def check_unchanged(self, path: Path) -> None:
         """Refuse a file whose size or modification time moved since it was first seen."""
-        st = path.stat()
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise MiniGPTError(
+                f"{path} disappeared while prepare was reading it; re-run prepare"
+            ) from None
         now = (st.st_size, st.st_mtime_ns)
         before = self.stamps.setdefault(str(path), now)
         if now != before:
