@@ -13,8 +13,9 @@ import pytest
 import minigpt.data.decode as decode
 import minigpt.data.sources as sources
 from minigpt.data.chat_prepare import prepare_chat_dataset
-from minigpt.data.decode import FileNotes, jsonl_records
+from minigpt.data.decode import jsonl_records
 from minigpt.data.prepare import prepare_dataset
+from minigpt.data.read_notes import FileNotes
 from minigpt.data.sources import SourceOptions, find_inputs, read_pieces
 from minigpt.data.tokenizer import BPETokenizer, load_tokenizer
 from minigpt.errors import MiniGPTError

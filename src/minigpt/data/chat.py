@@ -21,8 +21,9 @@ from typing import Any
 
 from minigpt.config import suggest
 from minigpt.data.chat_template import Message
-from minigpt.data.decode import FileNotes, jsonl_records, open_binary
-from minigpt.data.sources import ReadNotes, file_format
+from minigpt.data.decode import jsonl_records, open_binary
+from minigpt.data.read_notes import FileNotes, ReadNotes
+from minigpt.data.sources import file_format
 from minigpt.errors import MiniGPTError
 
 ROLE_NAMES = {

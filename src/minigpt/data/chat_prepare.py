@@ -44,8 +44,9 @@ from minigpt.data.meta import (
     staged,
     token_dtype,
 )
+from minigpt.data.read_notes import ReadNotes
 from minigpt.data.shards import write_array
-from minigpt.data.sources import ReadNotes, find_inputs
+from minigpt.data.sources import find_inputs
 from minigpt.data.special_tokens import add_special_tokens
 from minigpt.data.tokenizer import (
     TOKENIZER_FILE,

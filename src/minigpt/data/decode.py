@@ -29,11 +29,11 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from minigpt.data.read_notes import FileNotes
 from minigpt.errors import MiniGPTError
 
 READ_BYTES = 1 << 20
@@ -46,20 +46,6 @@ BOMS = (  # UTF-32 LE first: its BOM starts with UTF-16 LE's
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 WIDE = ("utf-16", "utf-32")
-FIRST_BAD_LINES = 5
-
-
-@dataclass
-class FileNotes:
-    """What reading one file found, for the dataset report."""
-
-    encoding: str = "utf-8"
-    bom: bool = False
-    crlf: int = 0
-    cr: int = 0
-    nul_removed: int = 0
-    bad_lines: int = 0
-    first_bad_lines: list[int] = field(default_factory=list)
 
 
 class _Counting(io.RawIOBase):
@@ -259,9 +245,7 @@ def jsonl_records(
                 f"{path}:{lineno} {why}; fix or remove that line, or pass --skip-bad-lines to "
                 "skip such lines (counted in the report)"
             )
-        notes.bad_lines += 1
-        if len(notes.first_bad_lines) < FIRST_BAD_LINES:
-            notes.first_bad_lines.append(lineno)
+        notes.bad_line(lineno)
 
     for lineno, line in enumerate(_byte_lines(chunks), 1):
         try:

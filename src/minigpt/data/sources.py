@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from minigpt.config import suggest
-from minigpt.data.decode import FileNotes, decoded_chunks, is_binary, jsonl_records, open_binary
+from minigpt.data.decode import decoded_chunks, is_binary, jsonl_records, open_binary
+from minigpt.data.read_notes import FileNotes, ReadNotes
 from minigpt.errors import MiniGPTError
 
 TEXT_SUFFIXES = {".txt", ".md", ".text", ".rst"}
@@ -38,69 +39,6 @@ COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 PIECE_CHARS = 4_000_000
 BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 SAFE_CUT = re.compile(r"(?<=\S)(?= [^\W\d_])|(?<=\S\n)(?=\S)")
-
-
-@dataclass
-class ReadNotes:
-    """What reading found, for the report: per file (encoding, line ends, bad lines), the
-    links not followed, and each file's (size, mtime) when first seen."""
-
-    files: dict[str, FileNotes] = field(default_factory=dict)
-    not_followed: list[str] = field(default_factory=list)
-    stamps: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-    def check_unchanged(self, path: Path) -> None:
-        """Refuse a file whose size or modification time moved since it was first seen."""
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            raise MiniGPTError(
-                f"{path} disappeared while prepare was reading it; re-run prepare"
-            ) from None
-        now = (st.st_size, st.st_mtime_ns)
-        before = self.stamps.setdefault(str(path), now)
-        if now != before:
-            raise MiniGPTError(
-                f"{path} changed while prepare was reading it ({before[0]:,} -> {now[0]:,} "
-                "bytes, or a new modification time); re-run prepare once nothing writes to it"
-            )
-
-    def check_files(self, paths: Sequence[Path]) -> None:
-        for path in paths:
-            self.check_unchanged(path)
-
-    def report(self) -> dict:
-        """Totals over the files, and one line saying what was changed or skipped."""
-        notes = self.files.values()
-        total = {k: sum(getattr(n, k) for n in notes) for k in ("crlf", "cr", "nul_removed")}
-        bad = {p: n for p, n in self.files.items() if n.bad_lines}
-        out = {
-            "encodings": {p: n.encoding for p, n in self.files.items() if n.encoding != "utf-8"},
-            "boms_removed": sum(n.bom for n in notes),
-            **total,
-            "bad_lines_skipped": sum(n.bad_lines for n in bad.values()),
-            "first_bad_lines": [f"{p}:{i}" for p, n in bad.items() for i in n.first_bad_lines],
-            "not_followed": self.not_followed,
-        }
-        said = [f"{p} decoded as {e}" for p, e in out["encodings"].items()]
-        if out["boms_removed"]:
-            said.append(f"{out['boms_removed']} byte-order mark(s) removed")
-        if total["crlf"] or total["cr"]:
-            said.append(f"{total['crlf']:,} CRLF and {total['cr']:,} CR line ends made \\n")
-        if total["nul_removed"]:
-            said.append(f"{total['nul_removed']:,} NUL bytes dropped")
-        if out["bad_lines_skipped"]:
-            said.append(
-                f"{out['bad_lines_skipped']:,} bad line(s) skipped "
-                f"({', '.join(out['first_bad_lines'])}"
-                f"{', ...' if out['bad_lines_skipped'] > len(out['first_bad_lines']) else ''})"
-            )
-        if self.not_followed:
-            said.append(
-                f"{len(self.not_followed)} link(s) not followed: {', '.join(self.not_followed)}"
-            )
-        out["summary"] = "; ".join(said)
-        return out
 
 
 @dataclass
