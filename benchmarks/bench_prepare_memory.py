@@ -85,11 +85,12 @@ def main() -> None:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
             shutil.rmtree(out, ignore_errors=True)
-    print()
-    print("| corpus | documents | tokens | bytes/token | tokenizer sample, training | "
-          "total time | MB/s | peak RSS (process tree) |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    print("\n".join(rows))
+    if rows:
+        print()
+        print("| corpus | documents | tokens | bytes/token | tokenizer sample, training | "
+              "total time | MB/s | peak RSS (process tree) |")  # fmt: skip
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("\n".join(rows))
     if args.single_line_mb:
         single_line(Path(args.tmp), args.single_line_mb, args.tokenizers.split(","), args.extra)
 
