@@ -31,6 +31,8 @@ MODERN = {k: v for k, v in MODERN_RECIPE.items() if k in ARCH_FIELDS}
 CPU_FAST = {k: v for k, v in PRESETS["cpu-fast"].items() if k in ARCH_FIELDS}
 COMBINATIONS: dict[str, tuple[dict[str, Any], str]] = {
     "gpt2-default": ({}, "gpt2"),
+    "shakespeare-char": ({"mlp": "gelu_exact"}, "gpt2"),  # nanoGPT's exact GELU
+    "rope-gelu-exact": ({"pos": "rope", "mlp": "gelu_exact"}, "minigpt"),
     "course-100m": ({"bias": False}, "gpt2"),
     "cpu-fast": (CPU_FAST, "qwen3"),
     "modern-124m": (MODERN, "minigpt"),

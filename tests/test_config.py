@@ -16,6 +16,8 @@ def test_shakespeare_preset_values():
     assert (c.model.n_head, c.model.n_embd, c.model.dropout) == (8, 256, 0.1)
     assert (c.train.lr, c.train.max_iters, c.train.log_interval) == (3e-4, 5000, 500)
     assert c.train.checkpoint_interval == 1000
+    assert c.model.mlp == "gelu_exact"  # nanoGPT's nn.GELU(); the default stays GPT-2's tanh
+    assert load_config().model.mlp == "gelu"
 
 
 def test_course_preset_values():
@@ -88,7 +90,10 @@ def test_invalid_toml(tmp_path):
     [
         ({"pos": "rop"}, r"pos must be learned or rope, got 'rop' \(did you mean 'rope'\?\)"),
         ({"norm": "rms"}, r"norm must be layernorm or rmsnorm, got 'rms'"),
-        ({"mlp": "swiglu2"}, r"mlp must be gelu or relu2 or swiglu.*did you mean 'swiglu'"),
+        (
+            {"mlp": "swiglu2"},
+            r"mlp must be gelu or gelu_exact or relu2 or swiglu.*did you mean 'swiglu'",
+        ),
         ({"optimizer": "adam"}, r"optimizer must be adamw or muon.*did you mean 'adamw'"),
         ({"schedule": "wsd2"}, r"schedule must be cosine or wsd"),
         ({"pos": "rope", "n_embd": 30, "n_head": 2}, r"rope needs an even head size, got .* 15"),
@@ -110,13 +115,15 @@ def test_modern_presets_resolve():
     assert (fast.model.mlp, fast.model.qk_norm, fast.model.logit_softcap) == ("swiglu", True, 0.0)
     big = load_config(preset="modern-124m")
     assert (big.model.n_layer, big.model.n_embd, big.model.block_size) == (12, 768, 1024)
-    # The course presets keep the classic GPT-2 architecture.
-    for name in ("shakespeare-char", "course-100m", "cpu-demo"):
+    # The course presets keep the classic GPT-2 architecture; the two that reproduce nanoGPT's
+    # recipes have its exact GELU, the course's 100M model GPT-2's tanh GELU.
+    gelus = {"shakespeare-char": "gelu_exact", "course-100m": "gelu", "cpu-demo": "gelu_exact"}
+    for name, gelu in gelus.items():
         model = load_config(preset=name).model
         assert (model.pos, model.norm, model.mlp, model.qk_norm) == (
             "learned",
             "layernorm",
-            "gelu",
+            gelu,
             False,
         )
 

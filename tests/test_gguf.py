@@ -118,6 +118,11 @@ def test_ollama_modelfile_renders_the_chat_template(tmp_path):
             "cannot express its mlp='relu2'; export it with --format hf",
         ),
         ({}, ["--dtype", "float16"], "GGUF takes --quant"),
+        (
+            COMBINATIONS["shakespeare-char"][0],
+            [],
+            "exact GELU (mlp=gelu_exact) and llama.cpp's gpt2 computes only GPT-2's tanh",
+        ),
     ],
 )
 def test_gguf_refusals_are_one_line(tmp_path, tokenizer, capsys, options, args, pattern):

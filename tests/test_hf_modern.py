@@ -54,6 +54,18 @@ def test_export_computes_minigpts_logits_and_imports_back_exactly(tmp_path, toke
         assert (theirs(input_ids=ids).logits - logits).abs().max() < 1e-4
 
 
+def test_exact_gelu_exports_as_transformers_erf_gelu_and_imports_back(tmp_path, tokenizer):
+    run = random_run(tmp_path / "run", COMBINATIONS["shakespeare-char"][0], tokenizer)
+    export_hf(run, tmp_path / "hf")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["activation_function"] == "gelu"  # transformers' erf GELU, not gelu_new
+    theirs = load_transformers_model(tmp_path / "hf")
+    x = torch.linspace(-4.0, 4.0, 81)
+    assert torch.equal(theirs.transformer.h[0].mlp.act(x), torch.nn.functional.gelu(x))
+    back, _ = load_model(f"hf:{tmp_path / 'hf'}", device="cpu")
+    assert back.config.mlp == "gelu_exact"
+
+
 @pytest.mark.parametrize("name", ["modern-124m", "cpu-fast"])
 def test_transformers_greedy_generate_equals_minigpt_sample(tmp_path, tokenizer, name, capsys):
     run = random_run(tmp_path / "run", COMBINATIONS[name][0], tokenizer, seed=5, block_size=64)

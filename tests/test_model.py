@@ -201,6 +201,7 @@ def test_rope_model_is_causal():
         dict(qk_norm=True),
         dict(mlp="relu2"),
         dict(mlp="swiglu"),
+        dict(mlp="gelu_exact"),
         dict(pos="rope", norm="rmsnorm", qk_norm=True, mlp="swiglu", bias=False),
     ],
 )
@@ -229,6 +230,17 @@ def test_option_modules():
     relu2 = GPT(modern(mlp="relu2")).transformer.h[0].mlp
     x = torch.tensor([-2.0, 0.5, 3.0])
     assert torch.equal(relu2.act(x), torch.tensor([0.0, 0.25, 9.0]))
+
+
+def test_gelu_options_compute_the_erf_and_the_tanh_formulas():
+    x = torch.linspace(-4.0, 4.0, 81)
+    exact = 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+    tanh = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    gelu_exact = GPT(modern(mlp="gelu_exact")).transformer.h[0].mlp.act
+    gelu = GPT(modern()).transformer.h[0].mlp.act  # the default: GPT-2's, as old checkpoints
+    assert torch.allclose(gelu_exact(x), exact, atol=1e-6)
+    assert torch.allclose(gelu(x), tanh, atol=1e-6)
+    assert (exact - tanh).abs().max() > 1e-4  # the two are different functions
 
 
 def test_logit_softcap_bounds_the_logits():

@@ -27,7 +27,11 @@ class ModelConfig:
     rope_base: float = described(10000.0, "rotary base: the longest wavelength, in positions")
     norm: str = described("layernorm", "normalisation: layernorm (GPT-2) or rmsnorm")
     qk_norm: bool = described(False, "RMSNorm on each head's queries and keys")
-    mlp: str = described("gelu", "feed-forward: gelu (GPT-2), relu2 (ReLU squared) or swiglu")
+    mlp: str = described(
+        "gelu",
+        "feed-forward: gelu (GPT-2's tanh GELU), gelu_exact (erf GELU, as nanoGPT), relu2 "
+        "(ReLU squared) or swiglu",
+    )
     logit_softcap: float = described(0.0, "soft-cap the output logits at this value (0: off)")
     zero_init_proj: bool = described(False, "initialise the blocks' output projections to zero")
 

@@ -56,7 +56,7 @@ def validate(config: RunConfig) -> None:
     choices = {
         "pos": ("learned", "rope"),
         "norm": ("layernorm", "rmsnorm"),
-        "mlp": ("gelu", "relu2", "swiglu"),
+        "mlp": ("gelu", "gelu_exact", "relu2", "swiglu"),
         "optimizer": ("adamw", "muon"),
         "schedule": ("cosine", "wsd"),
     }

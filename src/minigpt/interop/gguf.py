@@ -3,9 +3,11 @@
 Written with the ``gguf`` package, the writer llama.cpp's own converters use, for the three
 llama.cpp architectures that compute a minigpt model exactly:
 
-- ``gpt2``: the classic model (learned positions, LayerNorm, GELU); zero biases where minigpt
-  has none, weights as ``nn.Linear`` stores them (llama.cpp's converter transposes GPT-2's
-  Conv1D weights back to that);
+- ``gpt2``: the classic model (learned positions, LayerNorm, GPT-2's tanh GELU); zero biases
+  where minigpt has none, weights as ``nn.Linear`` stores them (llama.cpp's converter
+  transposes GPT-2's Conv1D weights back to that). llama.cpp's gpt2 computes the tanh GELU
+  only, so a model with the exact GELU (``mlp="gelu_exact"``) is refused rather than run with
+  another activation than it was trained with;
 - ``llama``: rotary + RMSNorm + SwiGLU. llama.cpp rotates *interleaved* pairs for this
   architecture, minigpt (and transformers) the two halves of each head: the rows of the
   query and key projections are permuted as llama.cpp's converter does, which makes the two
@@ -44,7 +46,9 @@ QUANTS = ("f32", "f16", "q8_0")
 # Llama without biases only: transformers' GGUF reader (5.x) builds a LlamaConfig without
 # attention_bias and drops bias tensors, so a file with them could not be checked.
 LLAMA_NO_BIAS = replace(LLAMA, fixed={**LLAMA.fixed, "bias": False}, free=LLAMA.free - {"bias"})
-GGUF_ARCHITECTURES = {a.model_type: a for a in (GPT2, LLAMA_NO_BIAS, QWEN3)}
+# llama.cpp's gpt2 graph applies ggml_gelu, the tanh approximation: GPT-2's GELU only.
+GPT2_TANH_GELU = replace(GPT2, choices={})
+GGUF_ARCHITECTURES = {a.model_type: a for a in (GPT2_TANH_GELU, LLAMA_NO_BIAS, QWEN3)}
 KEEP_F32 = ("position_embd.weight",)  # looked up by row, as llama.cpp's converter keeps it
 
 
@@ -75,6 +79,12 @@ def gguf_architecture(config: ModelConfig) -> HFArchitecture:
     for arch in GGUF_ARCHITECTURES.values():
         if not arch.blockers(config):
             return arch
+    if config.mlp == "gelu_exact" and not GPT2.blockers(config):
+        raise MiniGPTError(
+            "GGUF cannot hold this model: it uses the exact GELU (mlp=gelu_exact) and "
+            "llama.cpp's gpt2 computes only GPT-2's tanh approximation; export it with "
+            "--format hf, or train with --mlp gelu"
+        )
     closest = closest_architecture(config, tuple(GGUF_ARCHITECTURES.values()))
     raise MiniGPTError(
         f"GGUF has no llama.cpp architecture for this model: the closest, {closest.name}, "
@@ -100,7 +110,7 @@ def gguf_tensors(state: Tensors, config: ModelConfig, arch: HFArchitecture, gguf
     names = gguf.get_tensor_name_map(by_name[arch.model_type], config.n_layer)
     out: Tensors = {}
     for name, tensor in hf.items():
-        if arch is GPT2 and name.endswith(CONV1D_WEIGHTS):
+        if arch is GPT2_TANH_GELU and name.endswith(CONV1D_WEIGHTS):
             tensor = tensor.t()  # back to nn.Linear's (out, in)
         if arch is LLAMA_NO_BIAS and (".q_proj." in name or ".k_proj." in name):
             tensor = permute_rotary(tensor, config.n_head)
@@ -117,7 +127,7 @@ def write_metadata(writer: Any, config: ModelConfig, arch: HFArchitecture, gguf:
     writer.add_embedding_length(config.n_embd)
     writer.add_block_count(config.n_layer)
     writer.add_head_count(config.n_head)
-    if arch is GPT2:
+    if arch is GPT2_TANH_GELU:
         writer.add_feed_forward_length(4 * config.n_embd)
         writer.add_layer_norm_eps(1e-5)
         return

@@ -3,7 +3,7 @@ and the checks on the weights it reads back.
 
 Each target architecture (``hf_gpt2``, ``hf_llama``, ``hf_remote``) is one ``HFArchitecture``:
 the ``ModelConfig`` values it requires (``fixed``), the fields it expresses at any value
-(``free``), and four functions that translate the config and the weights both ways. Every
+(``free``), the fields it expresses at some values only (``choices``), and four functions that translate the config and the weights both ways. Every
 other field must keep its default, so a new option in ``ModelConfig`` is refused by every
 exact architecture until someone maps it, instead of being silently dropped.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -45,6 +45,7 @@ class HFArchitecture:
     model_config: Callable[[dict[str, Any], str], ModelConfig]  # config.json -> ModelConfig
     from_hf: Callable[[Tensors, ModelConfig, str], Tensors]  # its weights -> minigpt's
     remote_code: bool = False  # needs trust_remote_code=True (files shipped in the folder)
+    choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # field: values it has
 
     def blockers(self, config: ModelConfig) -> list[str]:
         """``field=value`` for every option of ``config`` this architecture cannot express."""
@@ -54,6 +55,10 @@ class HFArchitecture:
             value = getattr(config, f.name)
             other, needed = ONLY_WITH.get(f.name, (f.name, value))
             if f.name in self.free | SHAPE_FIELDS | ARCHITECTURE_NEUTRAL:
+                continue
+            if f.name in self.choices:
+                if value not in self.choices[f.name]:
+                    bad.append(f"{f.name}={value!r}")
                 continue
             if getattr(config, other) != needed:
                 continue  # e.g. rope_base without rotary positions: computes nothing

@@ -7,7 +7,10 @@ The two are the same network with the same parameter names (``transformer.h.0.at
   (in, out): the transpose of ``nn.Linear``'s (out, in);
 - GPT-2 always has biases: a minigpt model with ``bias=False`` is written with zero biases
   (the same function), and ``config.json`` records that, so importing it back drops them;
-- GPT-2's ``n_positions`` is minigpt's ``block_size``.
+- GPT-2's ``n_positions`` is minigpt's ``block_size``;
+- GPT-2's GELU is the tanh approximation (``activation_function="gelu_new"``, minigpt's
+  ``mlp="gelu"``); a model with the exact GELU (``mlp="gelu_exact"``, nanoGPT's) is written
+  with ``activation_function="gelu"``, which transformers computes with the erf GELU.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ CONV1D_WEIGHTS = (
 MASK_BUFFERS = (".attn.bias", ".attn.masked_bias")
 # GPT-2's GELU is the tanh approximation; transformers calls it by these names.
 TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh")
+EXACT_GELU = "gelu"  # transformers' name for nn.GELU() (erf): minigpt's mlp="gelu_exact"
 
 
 def gpt2_config(config: ModelConfig) -> dict[str, Any]:
@@ -47,7 +51,7 @@ def gpt2_config(config: ModelConfig) -> dict[str, Any]:
         "n_layer": config.n_layer,
         "n_head": config.n_head,
         "n_inner": None,
-        "activation_function": "gelu_new",
+        "activation_function": EXACT_GELU if config.mlp == "gelu_exact" else "gelu_new",
         "resid_pdrop": config.dropout,
         "embd_pdrop": config.dropout,
         "attn_pdrop": config.dropout,
@@ -83,8 +87,9 @@ def to_gpt2_tensors(state: Tensors, config: ModelConfig) -> Tensors:
 def config_from_gpt2(hf: dict[str, Any], folder: str) -> ModelConfig:
     """The ModelConfig of a GPT-2 ``config.json``; refuses variants minigpt's GPT cannot run."""
     n_embd, n_head = int(hf.get("n_embd", 768)), int(hf.get("n_head", 12))
+    activation = hf.get("activation_function", "gelu_new")
     checks = [
-        (hf.get("activation_function", "gelu_new") in TANH_GELUS, "activation_function"),
+        (activation in (*TANH_GELUS, EXACT_GELU), "activation_function"),
         (hf.get("n_inner") in (None, 4 * n_embd), "n_inner"),
         (hf.get("scale_attn_weights", True) is True, "scale_attn_weights"),
         (not hf.get("scale_attn_by_inverse_layer_idx", False), "scale_attn_by_inverse_layer_idx"),
@@ -103,6 +108,7 @@ def config_from_gpt2(hf: dict[str, Any], folder: str) -> ModelConfig:
         dropout=float(hf.get("resid_pdrop", 0.0)),
         bias=bool(ours.get("bias", True)),
         tie_embeddings=bool(hf.get("tie_word_embeddings", True)),
+        mlp="gelu_exact" if activation == EXACT_GELU else "gelu",
     )
 
 
@@ -139,6 +145,7 @@ GPT2 = HFArchitecture(
     model_type="gpt2",
     fixed={},
     free=frozenset({"bias", "tie_embeddings"}),
+    choices={"mlp": ("gelu", "gelu_exact")},
     config=gpt2_config,
     to_hf=to_gpt2_tensors,
     model_config=config_from_gpt2,

@@ -22,7 +22,7 @@ IMPLEMENTED = frozenset(
     {"bias", "tie_embeddings", "pos", "rope_base", "norm", "qk_norm", "mlp", "logit_softcap"}
 )
 CHOICES = {"pos": ("learned", "rope"), "norm": ("layernorm", "rmsnorm"),
-           "mlp": ("gelu", "relu2", "swiglu")}  # fmt: skip
+           "mlp": ("gelu", "gelu_exact", "relu2", "swiglu")}  # fmt: skip
 
 
 def remote_code_files() -> dict[str, str]:

@@ -12,6 +12,8 @@ Modern options (``ModelConfig``; the defaults keep exactly GPT-2):
 - ``pos="rope"``: rotary position embeddings rotate queries and keys (no ``wpe`` table);
 - ``norm="rmsnorm"``: RMSNorm instead of LayerNorm (scale only, no mean, no bias);
 - ``qk_norm``: RMSNorm on each head's queries and keys, which keeps attention logits tame;
+- ``mlp="gelu_exact"``: the exact (erf) GELU of ``nn.GELU()``, as nanoGPT has it, instead of
+  GPT-2's tanh approximation (``mlp="gelu"``), which costs several times more on a CPU;
 - ``mlp="relu2"`` (ReLU squared) or ``mlp="swiglu"`` (gated, 2/3 of the width, same size);
 - ``logit_softcap``: ``cap * tanh(logits / cap)`` bounds the output logits;
 - ``zero_init_proj``: every block starts as the identity (output projections at zero).
@@ -192,13 +194,21 @@ class ReLU2(nn.Module):
         return F.relu(x).square()
 
 
+def mlp_activation(kind: str) -> nn.Module:
+    """The MLP's non-linearity: GPT-2's tanh GELU ("gelu", what old checkpoints mean), the
+    exact erf GELU ("gelu_exact", nanoGPT's ``nn.GELU()``) or ReLU squared."""
+    if kind == "relu2":
+        return ReLU2()
+    return nn.GELU() if kind == "gelu_exact" else nn.GELU(approximate="tanh")
+
+
 class MLP(nn.Module):
     """Position-wise feed-forward: widen 4x, GELU (or ReLU squared), project back."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.act = ReLU2() if config.mlp == "relu2" else nn.GELU(approximate="tanh")
+        self.act = mlp_activation(config.mlp)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 

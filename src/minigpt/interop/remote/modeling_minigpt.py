@@ -7,7 +7,7 @@ so the weights are minigpt's own; what it adds is transformers' interface: a KV 
 
 Options (config.json): ``pos`` learned | rope (rotary over the two halves of each head),
 ``norm`` layernorm | rmsnorm (eps 1e-5), ``qk_norm`` (RMSNorm of each head's queries and keys,
-before the rotation), ``mlp`` gelu (tanh) | relu2 | swiglu, ``logit_softcap``
+before the rotation), ``mlp`` gelu (tanh) | gelu_exact (erf) | relu2 | swiglu, ``logit_softcap``
 (``cap * tanh(logits / cap)``), ``bias``, ``tie_embeddings``.
 """
 
@@ -109,6 +109,8 @@ class MLP(nn.Module):
             h = F.silu(gate) * up
         elif self.kind == "relu2":
             h = F.relu(h).square()
+        elif self.kind == "gelu_exact":
+            h = F.gelu(h)
         else:
             h = F.gelu(h, approximate="tanh")
         return self.dropout(self.c_proj(h))
