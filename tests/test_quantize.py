@@ -27,15 +27,25 @@ def linears(model: torch.nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]
 
 
-def test_every_linear_becomes_int8_and_the_embedding_stays_fp32():
-    model = tiny_model()
+@pytest.mark.parametrize("mode", ["int8", "int8-weight"])
+def test_a_large_head_becomes_int8_and_the_embedding_stays_fp32(mode):
+    model = tiny_model(vocab_size=4096)  # the head: 73% of the linear weights, as GPT-2's 31%
     wte = model.transformer.wte.weight.detach().clone()
     assert linears(model) and not is_quantized(model)
-    assert quantize_model(model, "int8") is model
+    assert quantize_model(model, mode) is model
     assert linears(model) == [] and is_quantized(model)
     # The tied head got its own int8 copy; the embedding it shared is untouched.
     assert torch.equal(model.transformer.wte.weight, wte)
     assert model.transformer.wte.weight.dtype == torch.float32
+
+
+@pytest.mark.parametrize("mode", ["int8", "int8-weight"])
+def test_a_small_head_stays_fp32(mode):
+    model = tiny_model()  # a character vocabulary: the head is 4% of the linear weights
+    head = model.lm_head.weight.detach().clone()
+    quantize_model(model, mode)
+    assert linears(model) == ["lm_head"] and is_quantized(model)
+    assert torch.equal(model.lm_head.weight, head)
 
 
 @pytest.mark.parametrize("mode", ["int8", "int8-weight"])
@@ -48,7 +58,7 @@ def test_int8_logits_stay_close_to_fp32(modern, mode):
         ref, _ = model(idx)
         quantize_model(model, mode)
         out, _ = model(idx)
-    assert is_quantized(model) and linears(model) == []
+    assert is_quantized(model) and linears(model) == ["lm_head"]  # a small head stays fp32
     assert not torch.equal(out, ref)  # it really runs other kernels
     assert out.dtype == torch.float32
     assert ((out - ref).norm() / ref.norm()).item() < 0.05
