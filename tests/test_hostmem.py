@@ -8,22 +8,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from minigpt import hostmem
+from minigpt.checkpoint import Checkpoint
 from minigpt.cli import main
 from minigpt.data.dataset import Dataset
 from minigpt.errors import MiniGPTError
-from minigpt.evaluation.evaluate import evaluate_checkpoint
+from minigpt.evaluation.evaluate import evaluate_tokens
 from minigpt.inference.batching import BatchEngine
 from minigpt.inference.generate import generate_samples, generate_text
 from minigpt.inference.memory import eval_bytes, generation_bytes, kv_cache_bytes
+from minigpt.interop import hf_import
 from minigpt.interop.loader import load_model
+from minigpt.model.sizing import LOAD_BYTES_PER_PARAM, param_breakdown
 from minigpt.training import setup
 from minigpt.training.memcheck import training_peak
 from minigpt.training.memprobe import MALLOC_ENV
 from minigpt.training.trainer import Trainer
+from tests.conftest import SMALL_TEXT
 
 MiB = 1024**2
 
@@ -152,12 +157,14 @@ def test_no_memory_check_lets_the_run_start(ram, tiny_config, capsys):
 def test_sample_chat_eval_and_serve_refuse_what_cannot_fit(ram, trained_run, text_file, capsys):
     model, tokenizer = load_model(trained_run, device="cpu")
     config = model.config
-    ram(int(generation_bytes(config, 1, 1, 1000) / hostmem.HEADROOM) + 1024)
+    loading = int(LOAD_BYTES_PER_PARAM["checkpoint"] * param_breakdown(config).total)
+    ram(int(max(loading, generation_bytes(config, 1, 1, 1000)) / hostmem.HEADROOM) + 1024)
     generate_text(model, tokenizer, "", max_new_tokens=1000)  # the budget it was sized for
     with pytest.raises(MiniGPTError, match=r"generating 10,000,000 tokens .* try --max-new-tokens"):
         generate_text(model, tokenizer, "", max_new_tokens=10_000_000)
     assert main(["sample", str(trained_run), "-m", "10000000", "--device", "cpu"]) == 2
     assert "try --max-new-tokens" in capsys.readouterr().err
+    ram(int(generation_bytes(config, 1, 1, 1000) / hostmem.HEADROOM) + 1024)
     with pytest.raises(
         MiniGPTError, match=r"for 4 sample\(s\) .* try (--max-new-tokens \d+ or )?--num-samples 1;"
     ):
@@ -167,10 +174,35 @@ def test_sample_chat_eval_and_serve_refuse_what_cannot_fit(ram, trained_run, tex
     with pytest.raises(
         MiniGPTError, match=r"evaluating batches of \d+ x 16 tokens .* --batch-size 3"
     ):
-        evaluate_checkpoint(trained_run, text_file, batch_size=64, device="cpu")
+        shards = [np.asarray(tokenizer.encode_array(text_file.read_text()))]
+        evaluate_tokens(model, shards, 1, batch_size=64)
     ram(int(3 * kv_cache_bytes(config, 4) / hostmem.HEADROOM))  # the cache, a prefill
     with pytest.raises(MiniGPTError, match=r"a KV cache of 100 slots .* try --max-batch [1-9];"):
         BatchEngine(model, tokenizer, max_batch=100)
+
+
+def test_a_model_that_cannot_fit_is_refused_before_its_tensors_are_read(
+    ram, trained_run, tmp_path, monkeypatch
+):
+    def no_read(*args, **kwargs):
+        raise AssertionError("the tensors were read")
+
+    model, _ = load_model(trained_run, device="cpu")
+    params = param_breakdown(model.config).total
+    ram(int(LOAD_BYTES_PER_PARAM["checkpoint"] * params / hostmem.HEADROOM) + 1024)
+    load_model(trained_run, device="cpu")  # what it was sized for
+    ram(int(LOAD_BYTES_PER_PARAM["checkpoint"] * params / hostmem.HEADROOM) - 1024)
+    monkeypatch.setattr(Checkpoint, "model_tensors", no_read)
+    with pytest.raises(MiniGPTError, match=r"loading .*ckpt-\d+ \(0.0\dM parameters\) needs"):
+        load_model(trained_run, device="cpu")
+
+    pytest.importorskip("transformers")
+    from tests.hf_helpers import gpt2_folder
+
+    folder = gpt2_folder(tmp_path / "gpt2", SMALL_TEXT)
+    monkeypatch.setattr(hf_import, "read_hf_tensors", no_read)
+    with pytest.raises(MiniGPTError, match="loading .*gpt2 .* needs about .* free some memory"):
+        load_model(f"hf:{folder}", device="cpu")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS is read from /proc")

@@ -37,6 +37,7 @@ from minigpt.interop.hf_gpt2 import GPT2
 from minigpt.interop.hf_llama import ARCEE, LLAMA, QWEN3
 from minigpt.interop.hf_remote import REMOTE
 from minigpt.model import GPT
+from minigpt.model.sizing import check_load_ram
 
 HF_WEIGHTS_FILE = "model.safetensors"
 HF_WEIGHTS_INDEX = "model.safetensors.index.json"
@@ -188,6 +189,7 @@ def load_hf(ref: str | Path, block_size: int | None = None) -> HFModel:
     config = arch.model_config(hf, str(folder))
     if block_size is not None:
         config.block_size = min(block_size, config.block_size)
+    check_load_ram(config, str(folder), "hf")
     tensors = arch.from_hf(read_hf_tensors(folder), config, str(folder))
     return HFModel(folder, config, tensors, tokenizer_from_hf(folder))
 

@@ -18,6 +18,7 @@ from minigpt.data.tokenizer import Tokenizer
 from minigpt.interop.hf_import import is_hf_ref, load_hf_model
 from minigpt.model import GPT
 from minigpt.model.quantize import quantize_model
+from minigpt.model.sizing import check_load_ram
 from minigpt.runtime import resolve_device
 
 
@@ -55,6 +56,7 @@ def open_model(
     else:
         ckpt = find_checkpoint(path, best=best)
         config = config_from_dict(ckpt.state["config"])
+        check_load_ram(config.model, str(ckpt.path))
         model = GPT(config.model)
         load_model_state(model, ckpt.model_tensors())
         tokenizer = ckpt.tokenizer()
