@@ -46,6 +46,14 @@ def test_unknown_characters_map_to_unk_when_asked():
     assert tok.decode(ids) == "ab<unk>"
 
 
+def test_ids_past_the_vocabulary_decode_to_nothing():
+    # A model whose vocab_size exceeds the tokenizer's (--preset course-100m on a char dataset)
+    # samples its padding rows before it has learned anything; sampling must not crash.
+    tok = CharTokenizer.train(["abc"], unknown="unk")
+    assert tok.decode([0, 3, 4, 31999, 2]) == "a<unk>c"
+    assert CharTokenizer.train(["abc"]).decode([0, 3, 1]) == "ab"
+
+
 def test_save_and_load(tmp_path):
     tok = CharTokenizer.train(["hello ə"])
     tok.save(tmp_path)
