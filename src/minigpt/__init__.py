@@ -27,6 +27,7 @@ from minigpt.inference.chat_completion import ChatReply, chat_completion, stream
 from minigpt.inference.generate import generate_samples, generate_text, stream_text
 from minigpt.interop.loader import load_model
 from minigpt.model import GPT
+from minigpt.sweep.tokenizer_probe import ProbeConfig, prepare_auto, probe_tokenizers
 from minigpt.training.trainer import train
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "CharTokenizer",
     "ChatReply",
     "MiniGPTError",
+    "ProbeConfig",
     "ModelConfig",
     "RunConfig",
     "SampleConfig",
@@ -46,8 +48,10 @@ __all__ = [
     "load_config",
     "load_model",
     "load_tokenizer",
+    "prepare_auto",
     "prepare_chat_dataset",
     "prepare_dataset",
+    "probe_tokenizers",
     "stream_chat",
     "stream_text",
     "train",

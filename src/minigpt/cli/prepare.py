@@ -13,7 +13,9 @@ from minigpt.data.shards import SHARD_TOKENS
 from minigpt.data.sources import SourceOptions
 from minigpt.data.tokenizer_training import TOKENIZER_SAMPLE_BYTES
 from minigpt.errors import MiniGPTError
+from minigpt.sweep.tokenizer_probe import ProbeConfig, prepare_auto
 
+DEFAULT_VOCAB = 32000
 UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 
@@ -98,10 +100,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tokenizer",
         default="char",
         metavar="KIND_OR_PATH",
-        help="char, bpe (trained here), gpt2, the path of a tokenizer.json to reuse, or hf:DIR "
-        "for the tokenizer of a Hugging Face model folder (to fine-tune it) (char)",
+        help="char, bpe (trained here), gpt2, the path of a tokenizer.json to reuse, hf:DIR "
+        "for the tokenizer of a Hugging Face model folder (to fine-tune it), or auto: char or "
+        "a bpe size, chosen by a quick probe of tiny models (char)",
     )
-    p.add_argument("--vocab-size", type=int, default=32000, help="bpe vocabulary size (32000)")
+    p.add_argument("--vocab-size", type=int, help=f"bpe vocabulary size ({DEFAULT_VOCAB})")
     p.add_argument(
         "--tokenizer-sample-bytes",
         type=parse_size,
@@ -123,10 +126,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"start a new shard file every this many tokens ({SHARD_TOKENS:,})",
     )
     add_reading_arguments(p)
+    add_probe_arguments(p)
     add_chat_arguments(p)
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=run)
+
+
+def add_probe_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("--tokenizer auto (see docs/data.md)")
+    d = ProbeConfig()
+    g.add_argument("--probe-steps", type=int,
+                   help=f"training steps of each candidate's tiny model ({d.steps})")  # fmt: skip
+    g.add_argument("--probe-bytes", type=parse_size,
+                   help=f"text the probe trains and scores on ({d.probe_bytes // 10**6}MB)")  # fmt: skip
+    g.add_argument("--probe-threads", type=int,
+                   help=f"torch threads of the probe's training ({d.threads})")  # fmt: skip
+
+
+def probe_config(args: argparse.Namespace) -> ProbeConfig:
+    given = {
+        "steps": args.probe_steps,
+        "probe_bytes": args.probe_bytes,
+        "threads": args.probe_threads,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    if args.tokenizer != "auto":
+        if given:
+            flag = "--probe-" + next(iter(given)).replace("probe_", "").replace("_", "-")
+            raise MiniGPTError(f"{flag} only applies to --tokenizer auto")
+        return ProbeConfig()
+    if args.vocab_size is not None:
+        raise MiniGPTError("--tokenizer auto chooses the vocabulary size; drop --vocab-size")
+    if args.format == "chat":
+        raise MiniGPTError("--tokenizer auto is for text datasets; give chat data a tokenizer")
+    return ProbeConfig(seed=args.seed, **given)
 
 
 def add_chat_arguments(p: argparse.ArgumentParser) -> None:
@@ -153,7 +187,7 @@ def run_chat(args: argparse.Namespace) -> int:
         long=args.long,
         val_fraction=args.val_fraction,
         seed=args.seed,
-        vocab_size=args.vocab_size,
+        vocab_size=DEFAULT_VOCAB if args.vocab_size is None else args.vocab_size,
         fields=ChatFields.parse(args.field),
         force=args.force,
         quiet=args.quiet,
@@ -163,14 +197,11 @@ def run_chat(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    probe = probe_config(args)
     if args.format == "chat":
         return run_chat(args)
     sources = source_options(args)
-    prepare_dataset(
-        args.inputs,
-        args.out,
-        tokenizer=args.tokenizer,
-        vocab_size=args.vocab_size,
+    options = dict(
         tokenizer_sample_bytes=args.tokenizer_sample_bytes,
         val_fraction=args.val_fraction,
         split=args.split,
@@ -187,7 +218,19 @@ def run(args: argparse.Namespace) -> int:
         clean=clean_config(args),
         unknown=args.unknown,
         workers=args.workers,
+    )
+    if args.tokenizer == "auto":
+        prepare_auto(
+            args.inputs, args.out, probe=probe, force=args.force, quiet=args.quiet, **options
+        )
+        return 0
+    prepare_dataset(
+        args.inputs,
+        args.out,
+        tokenizer=args.tokenizer,
+        vocab_size=DEFAULT_VOCAB if args.vocab_size is None else args.vocab_size,
         force=args.force,
         quiet=args.quiet,
+        **options,
     )
     return 0

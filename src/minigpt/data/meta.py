@@ -172,6 +172,14 @@ def format_report(out: Path, meta: DatasetMeta) -> str:
         lines.append(f"  reading: {r['reading']['summary']}")
     if "unknown_chars" in r:
         lines.append(f"  characters outside the vocabulary (<unk>): {r['unknown_chars']:,}")
+    if v := r.get("vocabulary"):  # see vocab_check.py
+        lines.append(
+            f"  vocabulary: {v['tokens_per_entry']:,.0f} training tokens per entry, "
+            f"{v['rare_entries']:,} of {v['learned_entries']:,} learned entries seen "
+            f"<= {v['rare_count']} times in training"
+        )
+        if v["advice"]:
+            lines.append(f"  advice: {v['advice']}")
     top = ", ".join(f"{t['text']!r}" for t in r["top_tokens"])
     lines.append(f"  top tokens: {top}")
     lines.append(f"  time: {r['seconds']['total']:.1f} s")

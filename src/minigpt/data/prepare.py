@@ -92,6 +92,8 @@ def prepare_dataset(
         raise MiniGPTError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_MODES)}")
     if shard_tokens < 1:
         raise MiniGPTError(f"shard size must be at least 1 token, got {shard_tokens}")
+    if str(tokenizer) == "auto":  # the probe trains models: a layer above data
+        raise MiniGPTError("tokenizer 'auto' is minigpt.prepare_auto (prepare --tokenizer auto)")
     out = Path(out_dir)
     check_output_folder(out, force)
     tok = existing_tokenizer(tokenizer, unknown)

@@ -16,9 +16,10 @@ import numpy as np
 from minigpt.data.encode import Batch, Pool, batches
 from minigpt.data.meta import SEPARATOR, SPLITS, SplitInfo, token_dtype
 from minigpt.data.plan import Plan, Progress, empty_corpus
-from minigpt.data.shards import ShardWriter
+from minigpt.data.shards import COPY_TOKENS, ShardWriter
 from minigpt.data.sources import read_pieces
 from minigpt.data.tokenizer import CharTokenizer, Tokenizer
+from minigpt.data.vocab_check import check_vocabulary
 from minigpt.errors import MiniGPTError
 
 
@@ -49,6 +50,7 @@ class SplitWriter:
         self.dropped = dict(empty=0, too_short=0, duplicates=0)
         self.cleaning: dict[str, int] = {}
         self.token_counts = np.zeros(tok.vocab_size, dtype=np.int64)
+        self.train_counts = np.zeros(tok.vocab_size, dtype=np.int64)  # for the vocab check
         self.kept = 0
         self.read = 0
         self.skip = False  # inside a dropped multi-piece document
@@ -85,7 +87,7 @@ class SplitWriter:
         for key, n in batch.counts.items():
             self.cleaning[key] = self.cleaning.get(key, 0) + n
         ends = np.cumsum([0, *batch.lengths])
-        kept = []
+        kept, kept_train = [], []
         for i, piece in enumerate(batch.pieces):
             ids = batch.ids[ends[i] : ends[i + 1]]
             if piece.first:
@@ -105,11 +107,17 @@ class SplitWriter:
             stats["chars"] += batch.chars[i]
             stats["bytes"] += batch.nbytes[i]
             if self.current == "train":
+                kept_train.append(ids)
                 self._record_piece(piece.last)
         if kept:
-            self.token_counts += np.bincount(
-                np.concatenate(kept).astype(np.int64), minlength=self.tok.vocab_size
-            )[: self.tok.vocab_size]
+            self.token_counts += self._count(np.concatenate(kept))
+        if kept_train:
+            self.train_counts += self._count(np.concatenate(kept_train))
+
+    def _count(self, ids: np.ndarray) -> np.ndarray:
+        return np.bincount(ids.astype(np.int64), minlength=self.tok.vocab_size)[
+            : self.tok.vocab_size
+        ]
 
     def _start_document(self, split: str) -> None:
         stats = self.stats[split]
@@ -117,6 +125,8 @@ class SplitWriter:
             if self.sep is None:
                 self.sep = np.asarray(self.tok.encode(SEPARATOR), self.dtype)
             self.shards[split].write(self.sep)
+            if split == "train":
+                np.add.at(self.train_counts, self.sep.astype(np.int64), 1)
             stats["chars"] += self.sep_chars
             stats["bytes"] += self.sep_chars
             if split == "train":
@@ -173,6 +183,8 @@ class SplitWriter:
             "train": dict(documents=docs_train, chars=c, bytes=b),
             "val": dict(documents=docs_val, chars=whole["chars"] - c, bytes=whole["bytes"] - b),
         }
+        for lo in range(keep, total, COPY_TOKENS):  # the tail is not training data
+            self.train_counts -= self._count(train.read(lo, min(lo + COPY_TOKENS, total)))
         train.move_tail(keep, self.shards["val"])
 
     def _check(self, splits: dict[str, SplitInfo]) -> None:
@@ -219,6 +231,9 @@ class SplitWriter:
                 if self.token_counts[i]
             ],
         }
+        vocabulary = check_vocabulary(self.tok, self.train_counts, splits["train"].bytes)
+        if vocabulary is not None:
+            report["vocabulary"] = vocabulary
         if isinstance(self.tok, CharTokenizer) and self.tok.unk_id is not None:
             report["unknown_chars"] = int(self.token_counts[self.tok.unk_id])
         return report

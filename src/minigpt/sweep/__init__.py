@@ -1,2 +1,3 @@
-"""Hyperparameter sweeps: the search space (``space``), the study runner (``runner``) and the
-results report (``report``)."""
+"""Searches that train models: hyperparameter sweeps (the search space ``space``, the study
+runner ``runner``, the results report ``report``) and the tokenizer probe of
+``prepare --tokenizer auto`` (``tokenizer_probe``)."""
