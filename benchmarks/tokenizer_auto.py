@@ -23,8 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from az_corpus import build  # noqa: E402
-from corpus import SHAKESPEARE  # noqa: E402
+from az_corpus import SEEDS, build  # noqa: E402
 from minigpt.data.vocab_check import MAX_RARE_SHARE, MIN_TOKENS_PER_ENTRY  # noqa: E402
 from minigpt.sweep.tokenizer_probe import (  # noqa: E402
     Candidate,
@@ -36,7 +35,11 @@ from minigpt.sweep.tokenizer_probe import (  # noqa: E402
 )
 from record import machine_description, update_section  # noqa: E402
 
-MAP_SIZES = (320, 512, 1024, 1500, 2048)
+MAP_SIZES = {
+    "Azerbaijani-like": (320, 512, 1024, 1500, 2048),
+    "Tiny Shakespeare": (320, 512, 1024, 2048, 4096, 8192),
+}
+SHAKESPEARE = SEEDS.parent / "data" / "tinyshakespeare.txt"
 
 
 def table(report: ProbeReport) -> str:
@@ -67,6 +70,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--steps", type=int, default=ProbeConfig().steps)
     p.add_argument("--map", action="store_true", help="also map BPE sizes (slow)")
+    p.add_argument("--only-map", action="store_true", help="skip the auto run")
     p.add_argument("--no-record", action="store_true", help="print, leave BENCHMARKS.md alone")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -77,19 +81,20 @@ def main() -> None:
         stories, tail = build(corpus)
         start = time.time()
         cpu = time.process_time()
-        prepare_auto([corpus], tmp / "ds", probe=ProbeConfig(steps=args.steps), split="tail")
-        wall, cpu = time.time() - start, time.process_time() - cpu
-        meta = json.loads((tmp / "ds" / "meta.json").read_text(encoding="utf-8"))
-        chosen = meta["extra"]["tokenizer_probe"]["chosen"]
-        out.append(
-            f"**Azerbaijani-like corpus** ({stories:,} bytes of templated stories + {tail:,} "
-            f"bytes of fluent tail; `--split tail`, val = the last 10%): `--tokenizer auto` "
-            f"chose **{chosen}** in {wall:.0f} s wall, {cpu:.0f} s CPU of this process "
-            f"(the whole prepare: probe of {args.steps} steps per candidate, then the dataset)."
-        )
-        if args.map:
+        if not args.only_map:
+            prepare_auto([corpus], tmp / "ds", probe=ProbeConfig(steps=args.steps), split="tail")
+            wall, cpu = time.time() - start, time.process_time() - cpu
+            meta = json.loads((tmp / "ds" / "meta.json").read_text(encoding="utf-8"))
+            chosen = meta["extra"]["tokenizer_probe"]["chosen"]
+            out.append(
+                f"**Azerbaijani-like corpus** ({stories:,} bytes of templated stories + {tail:,} "
+                f"bytes of fluent tail; `--split tail`, val = the last 10%): `--tokenizer auto` "
+                f"chose **{chosen}** in {wall:.0f} s wall, {cpu:.0f} s CPU of this process "
+                f"(the whole prepare: probe of {args.steps} steps per candidate, then the dataset)."
+            )
+        if args.map or args.only_map:
             for name, path in (("Azerbaijani-like", corpus), ("Tiny Shakespeare", SHAKESPEARE)):
-                tried = [Candidate("char"), *(Candidate("bpe", v) for v in MAP_SIZES)]
+                tried = [Candidate("char"), *(Candidate("bpe", v) for v in MAP_SIZES[name])]
                 try:
                     report = probe_tokenizers(
                         [path], probe=ProbeConfig(steps=args.steps), split="tail", tried=tried
