@@ -71,6 +71,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=ProbeConfig().steps)
     p.add_argument("--map", action="store_true", help="also map BPE sizes (slow)")
     p.add_argument("--only-map", action="store_true", help="skip the auto run")
+    p.add_argument("--shakespeare", action="store_true", help="map Tiny Shakespeare too")
     p.add_argument("--no-record", action="store_true", help="print, leave BENCHMARKS.md alone")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -93,7 +94,10 @@ def main() -> None:
                 f"(the whole prepare: probe of {args.steps} steps per candidate, then the dataset)."
             )
         if args.map or args.only_map:
-            for name, path in (("Azerbaijani-like", corpus), ("Tiny Shakespeare", SHAKESPEARE)):
+            corpora = [("Azerbaijani-like", corpus)]
+            if args.shakespeare:
+                corpora.append(("Tiny Shakespeare", SHAKESPEARE))
+            for name, path in corpora:
                 tried = [Candidate("char"), *(Candidate("bpe", v) for v in MAP_SIZES[name])]
                 try:
                     report = probe_tokenizers(
@@ -108,7 +112,10 @@ def main() -> None:
     print(text)
     if args.no_record:
         return
-    command = "PYTHONPATH=src python benchmarks/tokenizer_auto.py" + (" --map" if args.map else "")
+    flags = [f for f in ("map", "only_map", "shakespeare") if getattr(args, f)]
+    command = "PYTHONPATH=src python benchmarks/tokenizer_auto.py" + "".join(
+        " --" + f.replace("_", "-") for f in flags
+    )
     update_section(
         "issue-19:tokenizer-auto",
         f"## Tokenizer advice and `--tokenizer auto` (issue 19)\n\n`{command}` "
