@@ -45,8 +45,8 @@ SHAKESPEARE = SEEDS.parent / "data" / "tinyshakespeare.txt"
 def table(report: ProbeReport) -> str:
     rows = [
         "| candidate | held-out bits/byte | bytes/token | tokens per entry | rare entries "
-        "(<= 3) / learned | advice fires | train loss | seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "(<= 3) / learned | train loss | seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in report.scores:
         v = s.vocabulary
@@ -55,10 +55,10 @@ def table(report: ProbeReport) -> str:
             share = v["rare_entries"] / max(1, v["learned_entries"])
             vocab = (
                 f"{v['tokens_per_entry']:,.0f} | {v['rare_entries']} / {v['learned_entries']} "
-                f"({share:.0%}) | {'yes' if v['advice'] else 'no'}"
+                f"({share:.0%})"
             )
         else:
-            vocab = "- | - | -"
+            vocab = "- | -"
         rows.append(
             f"| {name} | {s.bits_per_byte:.3f} | {s.bytes_per_token:.2f} | {vocab} | "
             f"{s.train_loss:.3f} | {s.seconds:.1f} |"
