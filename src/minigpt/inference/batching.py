@@ -302,7 +302,8 @@ class BatchEngine:
                 key = (c.temperature, c.top_k, c.top_p, c.min_p)
             groups.setdefault(key, []).append(s)
         for key, slots in groups.items():
-            rows = torch.cat([logits[s] for s in slots]).float()
+            # only ids the tokenizer decodes: a padded vocabulary's extra rows map to no text
+            rows = torch.cat([logits[s] for s in slots])[:, : self.tokenizer.vocab_size].float()
             if key[0] == "alone":
                 tokens = [self._sample_penalised(self.live[slots[0]], rows)]
             elif key[0] == "greedy":  # what sample_next does at temperature 0

@@ -89,9 +89,8 @@ def stream_chat(
     device = next(model.parameters()).device
     generator = generator or make_generator(device, config.seed)
     stream = TextStream(tokenizer, config.stop, reply_stop_ids(tokenizer))
-    steps = token_steps(
-        model, torch.tensor([ids], dtype=torch.long, device=device), config, generator
-    )
+    idx = torch.tensor([ids], dtype=torch.long, device=device)
+    steps = token_steps(model, idx, config, generator, tokenizer)
     text, count = "", 0
     for next_id in steps:
         count += 1

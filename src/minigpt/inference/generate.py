@@ -151,11 +151,15 @@ def make_generator(device: torch.device | str, seed: int | None) -> torch.Genera
 
 
 def token_steps(
-    model: GPT, idx: torch.Tensor, config: SampleConfig, generator: torch.Generator
+    model: GPT,
+    idx: torch.Tensor,
+    config: SampleConfig,
+    generator: torch.Generator,
+    tokenizer: Tokenizer,
 ) -> Iterator[torch.Tensor]:
     """``model.generate_tokens`` with every control taken from ``config``: the next ids (B, 1)
-    of the rows of ``idx``, one step at a time. On a CPU, refuses first what would not fit in
-    RAM (``inference.memory``)."""
+    of the rows of ``idx``, one step at a time, only ids ``tokenizer`` can decode. On a CPU,
+    refuses first what would not fit in RAM (``inference.memory``)."""
     if idx.device.type == "cpu":
         batch, prompt = idx.shape
         size = element_size(model)
@@ -168,6 +172,7 @@ def token_steps(
         generator,
         use_cache=config.use_cache,
         context_shift=config.context_shift,
+        vocab_limit=tokenizer.vocab_size,
         top_p=config.top_p,
         min_p=config.min_p,
         repetition_penalty=config.repetition_penalty,
@@ -198,7 +203,7 @@ def stream_samples(
         generator = make_generator(device, config.seed)
     idx = torch.tensor([ids] * config.num_samples, dtype=torch.long, device=device)
     streams = [TextStream(tokenizer, config.stop) for _ in range(config.num_samples)]
-    steps = token_steps(model, idx, config, generator)
+    steps = token_steps(model, idx, config, generator, tokenizer)
     for next_ids in steps:
         for i, token in enumerate(next_ids[:, 0].tolist()):
             piece = streams[i].push(token)

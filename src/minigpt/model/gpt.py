@@ -386,6 +386,7 @@ class GPT(nn.Module):
         generator: torch.Generator | None = None,
         use_cache: bool = True,
         context_shift: int = 1,
+        vocab_limit: int | None = None,
         **sampling: Any,
     ) -> Iterator[torch.Tensor]:
         """Yield the next token ids (B, 1) one step at a time, continuing ``idx`` (B, T).
@@ -398,7 +399,9 @@ class GPT(nn.Module):
         position 0. ``context_shift=1`` keeps a whole block of context, exactly what the
         uncached model sees (but every step past ``block_size`` then costs a full forward);
         a larger shift re-prefills only once every ``context_shift`` tokens, trading the
-        oldest context for speed.
+        oldest context for speed. ``vocab_limit`` (the tokenizer's size) keeps the draw to ids
+        below it: a vocabulary padded past the tokenizer's (``--vocab-size 8192`` on 65
+        characters) has rows no text maps to, which an undertrained model may still pick.
         """
         block_size = self.config.block_size
         if idx.size(1) == 0:
@@ -416,7 +419,7 @@ class GPT(nn.Module):
                     fresh = seq[:, -(block_size - context_shift + 1) :]
                 logits, _ = self(fresh, kv_cache=cache, last_only=True)
             next_id = sample_next(
-                logits[:, -1, :], temperature, top_k, generator, history=seq, **sampling
+                logits[:, -1, :vocab_limit], temperature, top_k, generator, history=seq, **sampling
             )
             seq, fresh = torch.cat((seq, next_id), dim=1), next_id
             yield next_id
