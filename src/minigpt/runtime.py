@@ -208,8 +208,10 @@ def _cpu_model() -> str:
         pass
     units = [unit for flag, unit in CPU_FEATURES if flag in flags]
     capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
-    details = ([f"torch kernels {capability}"] if capability else []) + units
-    return f"{name} ({', '.join(details)})" if details else name
+    details = ([f"torch kernels: {capability}"] if capability else []) + (
+        [f"CPU flags: {' '.join(units)}"] if units else []
+    )
+    return f"{name} ({'; '.join(details)})" if details else name
 
 
 # /proc/cpuinfo flag -> what a bug report calls it
