@@ -367,3 +367,18 @@ def test_greedy_cached_equals_uncached_with_rope(prompt_len):
     uncached = model.generate(idx, 30, temperature=0.0, use_cache=False)
     assert torch.equal(cached, uncached)
     assert len(set(cached[0, prompt_len:].tolist())) > 5
+
+
+def test_cached_decoding_on_cuda_avoids_cudnn_attention():
+    """cuDNN attention plans each new key length once (~40 ms): decoding must not use it."""
+    from minigpt.model.gpt import cached_attention_kernels
+
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+    with cached_attention_kernels(object(), torch.device("cuda")):
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled()
+        assert torch.backends.cuda.mem_efficient_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled()  # restored: training keeps every kernel
+    for cache, device in ((None, "cuda"), (object(), "cpu")):
+        with cached_attention_kernels(cache, torch.device(device)):
+            assert torch.backends.cuda.cudnn_sdp_enabled()

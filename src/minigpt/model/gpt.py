@@ -24,6 +24,7 @@ to the cached keys and values of the past instead of recomputing them (docs/gene
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +36,22 @@ from torch.nn import functional as F
 from minigpt.config import ModelConfig, swiglu_hidden
 from minigpt.model.sampling import sample_next
 from minigpt.model.segments import segment_positions
+
+
+def cached_attention_kernels(
+    kv_cache: object | None, device: torch.device
+) -> contextlib.AbstractContextManager:
+    """SDPA's kernels for attention over a cache on a CUDA device: flash, memory-efficient or
+    math, not cuDNN's. cuDNN attention, torch's first choice for bf16 on Hopper, builds a plan
+    for each new key length the first time it meets it, and decoding meets a new one at every
+    token: a first bf16 pass at the GPT-2 124M shape on an H200 ran 21 tokens/s with it and
+    242 without (fp32, which never used cuDNN's kernel, 327)."""
+    if kv_cache is None or device.type != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backends = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    return sdpa_kernel(backends)
 
 
 class KVCache:
@@ -343,8 +360,9 @@ class GPT(nn.Module):
         if "wpe" in self.transformer:
             x = x + self.transformer.wpe(pos)
         x = self.transformer.drop(x)
-        for layer, block in enumerate(self.transformer.h):
-            x = block(x, pos, kv_cache, layer, doc_mask)
+        with cached_attention_kernels(kv_cache, idx.device):
+            for layer, block in enumerate(self.transformer.h):
+                x = block(x, pos, kv_cache, layer, doc_mask)
         if kv_cache is not None:
             kv_cache.advance(T)
         x = self.transformer.ln_f(x)
