@@ -1,6 +1,7 @@
 import pytest
 
-from minigpt.data.clean import CleanConfig, clean_text, fix_mojibake
+from minigpt.data.clean import CleanConfig, clean_text
+from minigpt.data.mojibake import fix_mojibake
 
 ALL_ON = CleanConfig()
 
@@ -55,4 +56,4 @@ def test_nfc_normalisation():
 
 def test_quotes_widths_and_line_breaks_are_not_touched():
     text = "“curly” ｆｕｌｌ ﬁ line\r\nbreak &amp;"
-    assert fix_mojibake(text) == text
+    assert fix_mojibake(text)[0] == text

@@ -165,11 +165,22 @@ def format_report(out: Path, meta: DatasetMeta) -> str:
         f"{d['duplicates']:,} duplicates, {d['too_short']:,} too short"
     )
     lines.append(
-        f"  cleaning: {c['mojibake_fixed']:,} mojibake repaired, {c['nfc_changed']:,} NFC "
-        f"normalised, {c['control_chars_removed']:,} control characters removed"
+        f"  cleaning: {c['mojibake_fixed']:,} documents with mojibake repaired, "
+        f"{c['nfc_changed']:,} NFC normalised, {c['control_chars_removed']:,} control characters "
+        "removed"
     )
     if r.get("reading", {}).get("summary"):
         lines.append(f"  reading: {r['reading']['summary']}")
+    repaired = c.get("mojibake_lines", {})
+    if repaired:
+        undone = ", ".join(
+            label if len(repaired) == 1 else f"{label}: {n:,}" for label, n in repaired.items()
+        )
+        lost = c.get("mojibake_lost", 0)
+        lines.append(
+            f"  mojibake: {sum(repaired.values()):,} lines repaired ({undone})"
+            + (f"; {lost:,} characters beyond repair (U+FFFD)" if lost else "")
+        )
     if "unknown_chars" in r:
         lines.append(f"  characters outside the vocabulary (<unk>): {r['unknown_chars']:,}")
     if v := r.get("vocabulary"):  # see vocab_check.py

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minigpt.data.clean import MOJIBAKE_LINES
 from minigpt.data.encode import Batch, Pool, batches
 from minigpt.data.meta import SEPARATOR, SPLITS, SplitInfo, token_dtype
 from minigpt.data.plan import Plan, Progress, empty_corpus
@@ -213,6 +214,12 @@ class SplitWriter:
                 "mojibake_fixed": self.cleaning.get("mojibake_fixed", 0),
                 "control_chars_removed": self.cleaning.get("control_chars_removed", 0),
                 "nfc_changed": self.cleaning.get("nfc_changed", 0),
+                "mojibake_lines": {
+                    k.removeprefix(MOJIBAKE_LINES): v
+                    for k, v in sorted(self.cleaning.items())
+                    if k.startswith(MOJIBAKE_LINES)
+                },
+                "mojibake_lost": self.cleaning.get("mojibake_lost", 0),
                 "steps": {k: v for k, v in vars(self.plan.clean).items()},
             },
             "split": self.plan.split,
