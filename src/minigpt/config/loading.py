@@ -26,7 +26,7 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], source: str) -
     for name, value in overrides.items():
         key = name.replace("-", "_")
         if key not in fields:
-            raise MiniGPTError(f"unknown config key '{name}' in {source}{suggest(key, fields)}")
+            raise MiniGPTError(f"unknown config key {name!r} in {source}{suggest(key, fields)}")
         section, _, tp = fields[key]
         if key == "batch_size" and isinstance(value, str) and value.lower() == "auto":
             value = 0
@@ -48,6 +48,8 @@ def _flatten_toml(data: dict[str, Any], path: Path) -> tuple[str | None, dict[st
     """Accept both ``[model]``/``[train]`` tables and flat keys; return (preset, flat dict)."""
     flat: dict[str, Any] = {}
     preset = data.pop("preset", None)
+    if preset is not None and not isinstance(preset, str):
+        raise MiniGPTError(f"'preset' in {path} must be a preset name in quotes, got {preset!r}")
     for key, value in data.items():
         if key in SECTIONS:
             if not isinstance(value, dict):

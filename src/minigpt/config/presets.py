@@ -169,6 +169,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 def preset_overrides(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise MiniGPTError(
-            f"unknown preset '{name}'{suggest(name, PRESETS)}; choose from {', '.join(PRESETS)}"
+            f"unknown preset {name!r}{suggest(name, PRESETS)}; choose from {', '.join(PRESETS)}"
         )
     return dict(PRESETS[name])

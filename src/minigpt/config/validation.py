@@ -64,7 +64,7 @@ def validate(config: RunConfig) -> None:
         value = getattr(m if hasattr(m, name) else t, name)
         if value not in allowed:
             raise MiniGPTError(
-                f"{name} must be {' or '.join(allowed)}, got '{value}'{suggest(value, allowed)}"
+                f"{name} must be {' or '.join(allowed)}, got {value!r}{suggest(value, allowed)}"
             )
     if m.pos == "rope" and (m.n_embd // m.n_head) % 2:
         raise MiniGPTError(
@@ -105,7 +105,7 @@ def validate(config: RunConfig) -> None:
         value = getattr(t, name)
         if value not in allowed:
             raise MiniGPTError(
-                f"{name} must be {', '.join(allowed[:-1])} or {allowed[-1]}, got '{value}'"
+                f"{name} must be {', '.join(allowed[:-1])} or {allowed[-1]}, got {value!r}"
                 f"{suggest(value, allowed)}"
             )
     for name in ("keep_checkpoints",):
