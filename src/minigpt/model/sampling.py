@@ -12,6 +12,10 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+# Below this temperature logits / temperature can overflow (logits of 1e18 and more above it);
+# the usual path above it keeps one temporary per row, as memory estimates assume.
+TINY_TEMPERATURE = 1e-20
+
 
 def apply_repetition_penalty(
     logits: torch.Tensor, history: torch.Tensor, penalty: float
@@ -24,7 +28,11 @@ def apply_repetition_penalty(
     if penalty == 1.0 or history.size(1) == 0:
         return logits
     seen = logits.gather(1, history)
-    return logits.scatter(1, history, torch.where(seen > 0, seen / penalty, seen * penalty))
+    # A penalty near 0 (or huge) overflows to +-inf, and an inf logit makes softmax nan. The
+    # bound leaves room for any temperature sampling_probs divides by without shifting.
+    big = torch.finfo(logits.dtype).max * TINY_TEMPERATURE / 2
+    penalised = torch.where(seen > 0, seen / penalty, seen * penalty).clamp(-big, big)
+    return logits.scatter(1, history, penalised)
 
 
 def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
@@ -95,6 +103,16 @@ def sampling_probs(
     """The distribution ``sample_next`` draws from (temperature > 0): each row of ``logits``
     (B, vocab, float) divided by the temperature, truncated, softmaxed. Rows are independent,
     so a server can compute many requests' rows at once and draw each with its own generator."""
-    logits = logits / temperature
+    if temperature < TINY_TEMPERATURE:
+        # logits / temperature would overflow to +inf (softmax: nan). Each row shifted to a
+        # max of 0 first is the same distribution; below the dtype's range, its limit: an
+        # even draw among the likeliest tokens.
+        top = logits.max(dim=-1, keepdim=True).values
+        if temperature < torch.finfo(logits.dtype).tiny:
+            best = (logits == top).to(logits.dtype)
+            return best / best.sum(dim=-1, keepdim=True)
+        logits = (logits - top) / temperature
+    else:
+        logits = logits / temperature
     logits = min_p_filter(top_p_filter(top_k_filter(logits, top_k), top_p), min_p)
     return F.softmax(logits, dim=-1)
