@@ -8,12 +8,14 @@ layers deep, and with ftfy (which also handles lines that mix good text and moji
 candidate counts only when the trip is exact (no encode or decode error, except bytes the
 wrong code page could not show at all, below), and it replaces the line only when
 ``implausibility`` scores it strictly lower: correct text scores 0 almost always, so nothing
-can beat it, and correct text comes out unchanged.
+can beat it, and correct text comes out unchanged. A line also needs ``MIN_EVIDENCE`` (one odd
+pair is not enough), unless the repair undoes a decoding that the document's clear lines
+already showed.
 
 Some decoders drop the bytes their code page leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D
 in Windows-1252): ``Əsas`` (C6 8F) arrives as ``Æsas``. A UTF-8 sequence one byte short is
-completed with such a byte when exactly one completion is a letter the line uses elsewhere (in
-either case: ``ə`` vouches for ``Ə``); otherwise the character is beyond repair and becomes
+completed with such a byte when exactly one completion is a letter the line, or the rest of
+the document, uses elsewhere (in either case: ``ə`` vouches for ``Ə``); otherwise the character is beyond repair and becomes
 U+FFFD, counted apart.
 
 Cost: ``has_sign`` (a UTF-8 lead byte followed by a continuation byte, as some wrong code page
@@ -155,10 +157,10 @@ def implausibility(text: str, limit: int | None = None) -> int:
     """How much ``text`` looks like mojibake; 0 for nearly all correct text.
 
     The sum of: ftfy's count of known mojibake sequences; each character's ``oddness``; a
-    combining mark at the start of a line or after ASCII that is not a letter; neighbours of different kinds where one is
-    non-ASCII: 2 for letters of two scripts (one coherent script per word), 1 for a letter
-    glued to a symbol (``É™``, ``–ú``) or a lowercase letter before an uppercase one
-    (``РїСЂ``). Only runs of non-ASCII characters and their two neighbours are looked at: a
+    combining mark at the start of a line or after ASCII that is not a letter; neighbours of
+    different kinds where one is non-ASCII: 2 for letters of two scripts (one coherent script
+    per word), 1 for a letter glued to a symbol (``É™``, ``–ú``) or a lowercase letter before
+    an uppercase one (``РїСЂ``). Only runs of non-ASCII characters and their two neighbours are looked at: a
     repair never touches ASCII. With ``limit``, counting stops once the score is over it
     (the caller only asks "is it more than that?")."""
     score = 0
@@ -247,6 +249,8 @@ def _undo(line: str, codec: str, known: str = "") -> tuple[str, int] | None:
 
 @dataclass
 class Candidate:
+    """One possible repair of a line: its text, what it undid, characters lost, its score."""
+
     text: str
     label: str
     lost: int = 0
@@ -331,8 +335,8 @@ def _sign_lines(text: str) -> list[tuple[int, int]]:
 def fix_mojibake(text: str) -> tuple[str, Repair]:
     """``text`` with each line that holds mojibake repaired; lines without a sign untouched.
 
-    Lines end at "\n" only: U+0085 and the other characters ``str.splitlines`` also breaks
-    at are mojibake material."""
+    Lines end at ``\\n`` only: U+0085 and the other characters ``str.splitlines`` also
+    breaks at are mojibake material."""
     report = Repair()
     if text.isascii():
         return text, report
