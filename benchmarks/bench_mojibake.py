@@ -82,6 +82,10 @@ def main() -> None:
         "Tiny Shakespeare (ASCII)": (SHARED / "data" / "tinyshakespeare.txt").read_text(),
         "clean Azerbaijani (4 course days)": fix_mojibake(az_broken)[0],
         "clean Russian (README)": fix_mojibake(ru_broken)[0],
+        # ё after a letter is a sign of KOI8-R mojibake: every line gets a closer look.
+        "clean Russian, ё in every line (worst case)": "\n".join(
+            line + " Она всё ещё её ждёт." for line in fix_mojibake(ru_broken)[0].split("\n")
+        ),
         "mojibake Azerbaijani (as they arrived)": az_broken,
         "mojibake Russian (as it arrived)": ru_broken,
     }

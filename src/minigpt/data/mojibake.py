@@ -18,7 +18,7 @@ completed with such a byte when exactly one completion is a letter the line, or 
 the document, uses elsewhere (in either case: ``ə`` vouches for ``Ə``); otherwise the character is beyond repair and becomes
 U+FFFD, counted apart.
 
-Cost: ``has_sign`` (a UTF-8 lead byte followed by a continuation byte, as some wrong code page
+Cost: ``_sign_lines`` (a whole UTF-8 sequence, as some wrong code page
 shows them) finds the lines worth a look; ASCII text costs one ``str.isascii``, and other text
 without a sign one regex scan (see ``bench_mojibake.py`` in benchmarks/).
 """
@@ -62,33 +62,58 @@ def _undefined(codec: str) -> bytes:
 UNDEFINED = {codec: _undefined(codec) for codec in WRONG_DECODINGS}
 
 
-def _signs() -> tuple[re.Pattern[str], frozenset[str]]:
+def _signs() -> tuple[re.Pattern[str], dict[str, frozenset[str]]]:
     """A UTF-8 lead byte then a continuation byte, as some wrong decoding shows them.
 
     One regex with a branch per code page scans at ~5 MB/s; the regex of "a lead of any code
     page, then a continuation of any" scans at 30-60 MB/s, and each of its (rarer) hits is
-    then checked against the exact pairs, a set of ~20,000 two-character strings."""
-    leads, conts, pairs = set(), set(), set()
+    then checked against the exact pairs: ~20,000 two-character strings, each with the code
+    pages that show it."""
+    leads, conts, pairs = set(), set(), {}
     for codec in WRONG_DECODINGS:
         lead = LEADS.decode(codec, errors="ignore")
         cont = CONTINUATIONS.decode(codec, errors="ignore")
         leads.update(lead)
         conts.update(cont)
-        pairs.update(a + b for a in lead for b in cont)
+        for pair in (a + b for a in lead for b in cont):
+            pairs[pair] = pairs.get(pair, frozenset()) | {codec}
     pattern = f"[{re.escape(''.join(sorted(leads)))}][{re.escape(''.join(sorted(conts)))}]"
-    return re.compile(pattern), frozenset(pairs)
+    return re.compile(pattern), pairs
 
 
-MAYBE_SIGN, SIGN_PAIRS = _signs()
+MAYBE_SIGN, SIGN_CODECS = _signs()
+# Per wrong decoding: how many bytes each lead character starts, and the continuations.
+SEQUENCE_SIZE = {
+    codec: {bytes([b]).decode(codec): 2 if b < 0xE0 else 3 if b < 0xF0 else 4 for b in LEADS}
+    for codec in WRONG_DECODINGS
+}
+CONTINUATION_CHARS = {c: set(CONTINUATIONS.decode(c, errors="ignore")) for c in WRONG_DECODINGS}
 
 
-def has_sign(text: str, start: int = 0, end: int | None = None) -> int:
-    """Where the first sign of mojibake in ``text[start:end]`` is, or -1."""
-    for m in MAYBE_SIGN.finditer(text, start, len(text) if end is None else end):
-        if m.group() in SIGN_PAIRS:
-            return m.start()
-    return -1
+@lru_cache(maxsize=65536)
+def _shown(seq: str) -> frozenset[str]:
+    """The wrong decodings that show a whole UTF-8 sequence at the start of ``seq`` (a lead,
+    a continuation and the two characters after them): ``вЂ™`` is one in Windows-1251,
+    ``её `` is not."""
+    found = set()
+    for codec in SIGN_CODECS.get(seq[:2], ()):
+        more = SEQUENCE_SIZE[codec][seq[0]] - 2
+        tail = seq[2 : 2 + more]
+        if len(tail) == more and all(ch in CONTINUATION_CHARS[codec] for ch in tail):
+            found.add(codec)
+    return frozenset(found)
 
+
+def codecs_shown(text: str) -> set[str]:
+    """The wrong decodings whose signs ``text`` holds: the only ones worth undoing."""
+    found: set[str] = set()
+    for m in MAYBE_SIGN.finditer(text):
+        found.update(_shown(text[m.start() : m.start() + 4]))
+    return found
+
+
+# The wrong decodings whose mojibake ftfy can find inside otherwise good text.
+FTFY_DOMAIN = {"sloppy-windows-1252", "latin-1"}
 
 # ftfy fixes the encoding only; everything else it could change is left to clean.py's steps.
 FTFY_CONFIG = ftfy.TextFixerConfig(
@@ -257,17 +282,21 @@ class Candidate:
     score: int = field(default=0, compare=False)
 
 
-def _trips(line: str, known: str) -> list[Candidate]:
-    """Every exact reverse trip, one and two layers deep, each text once."""
+def _trips(line: str, known: str, shown: set[str]) -> list[Candidate]:
+    """Every exact reverse trip of the decodings ``shown``, one and two layers deep, each
+    text once."""
     found: dict[str, Candidate] = {}
     for codec, name in WRONG_DECODINGS.items():
+        if codec not in shown:
+            continue
         first = _undo(line, codec, known)
         if first is None or first[0] == line or first[0] in found:
             continue
         found[first[0]] = Candidate(first[0], f"UTF-8 read as {name}", first[1])
-        if has_sign(first[0]) < 0:
-            continue
+        shown_inside = codecs_shown(first[0])
         for codec2, name2 in WRONG_DECODINGS.items():
+            if codec2 not in shown_inside:
+                continue
             second = _undo(first[0], codec2, known)
             if second is not None and second[0] not in (first[0], line) and second[0] not in found:
                 label = f"UTF-8 read as {name2}, then as {name}"
@@ -284,7 +313,10 @@ def _ftfy_label(steps: list[tuple[str, str]]) -> str:
 
 
 def repair_line(
-    line: str, known: str = "", trusted: frozenset[str] = frozenset()
+    line: str,
+    known: str = "",
+    trusted: frozenset[str] = frozenset(),
+    shown: set[str] | None = None,
 ) -> Candidate | None:
     """The best repair of one line, or None when the line is best left as it is.
 
@@ -293,13 +325,15 @@ def repair_line(
     to score lower.
 
     The exact trips come first (cheap: they fail in C at the first error for almost all
-    correct text); ftfy, slower, only runs when no trip gives a line that scores 0."""
+    correct text); ftfy, slower, only runs when no trip gives a line that scores 0 and the
+    line shows signs of the code pages ftfy can untangle from good text (``FTFY_DOMAIN``)."""
     best = None
-    for c in _trips(line, known):
+    shown = codecs_shown(line) if shown is None else shown
+    for c in _trips(line, known, shown):
         c.score = implausibility(c.text, None if best is None else best.score)
         if best is None or c.score < best.score:  # the first of equals: WRONG_DECODINGS order
             best = c
-    if (best is None or best.score) and badness(line):
+    if (best is None or best.score) and FTFY_DOMAIN & shown and badness(line):
         fixed = ftfy.fix_and_explain(line, FTFY_CONFIG)
         if fixed.text != line:
             c = Candidate(fixed.text, _ftfy_label(fixed.explanation or []))
@@ -319,16 +353,20 @@ class Repair:
     lost: int = 0
 
 
-def _sign_lines(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each line of ``text`` that holds a sign of mojibake."""
-    spans = []
-    pos = has_sign(text)
-    while pos >= 0:
-        start = text.rfind("\n", 0, pos) + 1
-        end = text.find("\n", pos)
-        end = len(text) if end < 0 else end
-        spans.append((start, end))
-        pos = has_sign(text, end)
+def _sign_lines(text: str) -> dict[tuple[int, int], set[str]]:
+    """(start, end) of each line of ``text`` that holds a sign of mojibake, and the wrong
+    decodings its signs come from."""
+    spans: dict[tuple[int, int], set[str]] = {}
+    span, shown = (-1, -1), set()
+    for m in MAYBE_SIGN.finditer(text):
+        codecs = _shown(text[m.start() : m.start() + 4])
+        if not codecs:
+            continue
+        if m.start() >= span[1]:
+            end = text.find("\n", m.start())
+            span = (text.rfind("\n", 0, m.start()) + 1, len(text) if end < 0 else end)
+            shown = spans[span] = set()
+        shown.update(codecs)
     return spans
 
 
@@ -341,7 +379,7 @@ def fix_mojibake(text: str) -> tuple[str, Repair]:
     if text.isascii():
         return text, report
     spans = _sign_lines(text)
-    fixes = {span: repair_line(text[span[0] : span[1]]) for span in spans}
+    fixes = {span: repair_line(text[span[0] : span[1]], shown=spans[span]) for span in spans}
     unsure = [span for span, f in fixes.items() if f is None or f.lost or f.score]
     if unsure and len(unsure) < len(fixes):
         # A second look where the first one left doubt, with what the clear cases showed: the
@@ -349,7 +387,8 @@ def fix_mojibake(text: str) -> tuple[str, Repair]:
         known = "".join({ch for f in fixes.values() if f is not None for ch in f.text.lower()})
         trusted = frozenset(f.label for f in fixes.values() if f is not None and not f.score)
         for span in unsure:
-            fixes[span] = repair_line(text[span[0] : span[1]], known, trusted) or fixes[span]
+            line = text[span[0] : span[1]]
+            fixes[span] = repair_line(line, known, trusted, spans[span]) or fixes[span]
     out, done = [], 0
     for (start, end), fixed in fixes.items():
         if fixed is not None:
