@@ -165,9 +165,8 @@ def format_report(out: Path, meta: DatasetMeta) -> str:
         f"{d['duplicates']:,} duplicates, {d['too_short']:,} too short"
     )
     lines.append(
-        f"  cleaning: {c['mojibake_fixed']:,} documents with mojibake repaired, "
-        f"{c['nfc_changed']:,} NFC normalised, {c['control_chars_removed']:,} control characters "
-        "removed"
+        f"  cleaning: {c['mojibake_fixed']:,} mojibake repaired, {c['nfc_changed']:,} NFC "
+        f"normalised, {c['control_chars_removed']:,} control characters removed"
     )
     if r.get("reading", {}).get("summary"):
         lines.append(f"  reading: {r['reading']['summary']}")
