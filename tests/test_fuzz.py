@@ -123,18 +123,12 @@ def test_char_round_trips_or_names_the_unknown_character(train_text, text):
 @settings(FUZZ, max_examples=60)
 @given(
     which=st.sampled_from(["char", "bpe"]),
-    # Negative and huge ids are left out: BPE raises OverflowError on them (not fixed yet).
-    ids=st.lists(st.integers(min_value=0, max_value=2**31 - 1), max_size=20),
+    ids=st.lists(st.integers(min_value=-(2**40), max_value=2**40), max_size=20),
 )
 def test_decoding_random_ids(small_bpe, which, ids):
     tok = small_bpe if which == "bpe" else CharTokenizer.train(["abc əü"])
-    try:
-        text = tok.decode(ids)
-    except MiniGPTError as e:
-        assert "\n" not in str(e)
-        assert any(not 0 <= i < tok.vocab_size for i in ids)
-        return
-    assert isinstance(text, str)
+    # ids outside the vocabulary decode to nothing: the same text as the valid ids alone
+    assert tok.decode(ids) == tok.decode([i for i in ids if 0 <= i < tok.vocab_size])
 
 
 @settings(FUZZ, max_examples=40)

@@ -52,6 +52,13 @@ def test_ids_past_the_vocabulary_decode_to_nothing():
     tok = CharTokenizer.train(["abc"], unknown="unk")
     assert tok.decode([0, 3, 4, 31999, 2]) == "a<unk>c"
     assert CharTokenizer.train(["abc"]).decode([0, 3, 1]) == "ab"
+    assert tok.decode([-1, 0, -4, 2]) == "ac"  # not chars[-1]: a negative id is no character
+
+
+def test_bpe_ids_outside_the_vocabulary_decode_to_nothing(bpe):
+    ids = bpe.encode("hello world")
+    noise = [-1, bpe.vocab_size, 2**32, -(2**40)]  # tokenizers' u32 ids overflowed on these
+    assert bpe.decode(noise[:2] + ids + noise[2:]) == "hello world"
 
 
 def test_save_and_load(tmp_path):

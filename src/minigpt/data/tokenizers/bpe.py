@@ -140,7 +140,10 @@ class BPETokenizer(Tokenizer):
         return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self.hf.decode(list(ids), skip_special_tokens=False)
+        """Ids outside the vocabulary decode to nothing, as tokenizers itself treats those past
+        it; a negative or huge one would overflow its u32 ids (OverflowError)."""
+        size = self.vocab_size
+        return self.hf.decode([i for i in ids if 0 <= i < size], skip_special_tokens=False)
 
     def pieces(self, text: str) -> list[str]:
         """Each token of ``text`` as the text it stands for (partial characters shown as bytes)."""

@@ -79,14 +79,15 @@ class CharTokenizer(Tokenizer):
         return self.encode_array(text).tolist()
 
     def decode(self, ids: Sequence[int]) -> str:
-        """Ids past the vocabulary (the padding rows of a model with a larger vocab_size, which
-        an untrained model samples) decode to nothing, as the BPE tokenizer's do."""
+        """Ids outside the vocabulary (the padding rows of a model with a larger vocab_size,
+        which an untrained model samples; a negative id) decode to nothing, as the BPE
+        tokenizer's do; a negative one must not index from the end of ``chars``."""
         n, first = len(self.chars), len(self.chars) + (self.unk_id is not None)
         names, end = self.specials, first + len(self.specials)
         return "".join(
             self.chars[i] if i < n else self.UNK if i < first else names[i - first]
             for i in ids
-            if i < end
+            if 0 <= i < end
         )
 
     def to_json(self) -> dict:
