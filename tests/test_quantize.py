@@ -27,7 +27,7 @@ def linears(model: torch.nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]
 
 
-@pytest.mark.parametrize("mode", ["int8", "int8-weight"])
+@pytest.mark.parametrize("mode", ["int8", "int8-dynamic"])
 def test_a_large_head_becomes_int8_and_the_embedding_stays_fp32(mode):
     model = tiny_model(vocab_size=4096)  # the head: 73% of the linear weights, as GPT-2's 31%
     wte = model.transformer.wte.weight.detach().clone()
@@ -39,7 +39,7 @@ def test_a_large_head_becomes_int8_and_the_embedding_stays_fp32(mode):
     assert model.transformer.wte.weight.dtype == torch.float32
 
 
-@pytest.mark.parametrize("mode", ["int8", "int8-weight"])
+@pytest.mark.parametrize("mode", ["int8", "int8-dynamic"])
 def test_a_small_head_stays_fp32(mode):
     model = tiny_model()  # a character vocabulary: the head is 4% of the linear weights
     head = model.lm_head.weight.detach().clone()
@@ -48,7 +48,7 @@ def test_a_small_head_stays_fp32(mode):
     assert torch.equal(model.lm_head.weight, head)
 
 
-@pytest.mark.parametrize("mode", ["int8", "int8-weight"])
+@pytest.mark.parametrize("mode", ["int8", "int8-dynamic"])
 @pytest.mark.parametrize("modern", [False, True])
 def test_int8_logits_stay_close_to_fp32(modern, mode):
     options = dict(pos="rope", norm="rmsnorm", qk_norm=True, mlp="relu2", tie_embeddings=False)
@@ -62,6 +62,18 @@ def test_int8_logits_stay_close_to_fp32(modern, mode):
     assert not torch.equal(out, ref)  # it really runs other kernels
     assert out.dtype == torch.float32
     assert ((out - ref).norm() / ref.norm()).item() < 0.05
+
+
+def test_int8_is_weight_only_and_int8_dynamic_rounds_the_activations():
+    from minigpt.model.quantize import Int8WeightLinear
+
+    weight_only = quantize_model(tiny_model(), "int8")
+    block = weight_only.transformer.h[0]
+    assert isinstance(block.mlp.c_fc, Int8WeightLinear)
+    assert isinstance(block.attn.c_attn, Int8WeightLinear)
+    dynamic = quantize_model(tiny_model(), "int8-dynamic")
+    layer = dynamic.transformer.h[0].mlp.c_fc
+    assert not isinstance(layer, Int8WeightLinear) and "quantized" in type(layer).__module__
 
 
 def test_none_leaves_the_model_alone():

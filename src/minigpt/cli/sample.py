@@ -59,7 +59,7 @@ def add_quantize_argument(parser: argparse.ArgumentParser) -> None:
         "--quantize",
         default="none",
         choices=QUANTIZE_CHOICES,
-        help="int8: int8 linear layers, fastest on a CPU; int8-weight: int8 weights only, bf16 activations, closer to fp32 (both run on the CPU) (%(default)s)",
+        help="int8: int8 weights (per-channel scales), activations unrounded, closest to fp32; int8-dynamic: activations quantized too, faster, less exact (both run on the CPU) (%(default)s)",
     )
 
 

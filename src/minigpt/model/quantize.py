@@ -1,26 +1,27 @@
 """Int8 inference on CPU: the model's linear layers with int8 weights, for faster generation.
 
 Generating a token reads every weight once, so on a CPU decoding is bound by memory traffic
-(a 124M model is 0.5 GB of fp32 weights per token). ``quantize_model(model, "int8")`` swaps
-every ``nn.Linear`` (the blocks' projections and the output head) for PyTorch's dynamically
-quantized linear layer: weights stored once as int8 with one scale per output channel, and
-activations quantized to int8 on the fly, per call, so the matmul itself runs in int8 on the
-CPU's integer units (the fbgemm / x86 kernels). A quarter of the bytes to read, and those
-kernels are fast at batch 1.
+(a 124M model is 0.5 GB of fp32 weights per token); int8 weights are a quarter of the bytes.
 
-Why this kernel, measured on the 124M shape (BENCHMARKS.md, ``benchmarks/quantized_generation.py``):
+``quantize_model(model, "int8")`` (``--quantize int8``) is weight-only: each ``nn.Linear``
+becomes an ``Int8WeightLinear`` with int8 weights and one scale per output channel, and the
+activations stay unrounded (bf16 into ``torch._weight_int8pack_mm``, PyTorch's own kernel,
+which takes bf16 activations only). It is the closer of the two modes to fp32: on the char
+model of BENCHMARKS.md its greedy text matched fp32's for all 200 tokens of three prompts, at
++0.02% val perplexity. A large output head is the exception: on GPT-2's 50257 rows that
+kernel took 7 ms a token against 2.9 ms for the dynamic int8 layer, so there the head runs
+``int8-dynamic``'s kernel.
+
+``quantize_model(model, "int8-dynamic")`` also quantizes the activations, per call, so the
+matmul itself runs in int8 on the CPU's integer units (PyTorch's dynamically quantized linear
+layers, fbgemm / x86 kernels): faster at batch 1, but the activations' 8-bit rounding is most
+of its logit error, and its greedy text leaves fp32's sooner where two tokens are near-tied.
+
+Why these kernels, measured on the 124M shape (BENCHMARKS.md, ``benchmarks/quantized_generation.py``):
 torchao's int8 configs (the successor library) dequantize the whole weight on every call unless
-the model is compiled, which made eager decoding 3x slower than fp32 here; PyTorch's
-weight-only kernel (``torch._weight_int8pack_mm``) was 1.2-1.4x fp32; the dynamic int8 layers
-were 2-2.6x. They come from ``torch.ao.quantization``, which PyTorch has marked for migration
-to torchao: if a future torch drops them, ``--quantize int8`` says so in one line.
-
-``quantize_model(model, "int8-weight")`` is the weight-only variant: the same int8 weights and
-per-channel scales, activations kept in bf16 (``torch._weight_int8pack_mm``, PyTorch's own
-kernel, which takes bf16 activations only): slower than ``int8`` here, closer to fp32 (the
-activations' 8-bit rounding is most of ``int8``'s logit error). A large output head is the
-exception: on GPT-2's 50257 rows that kernel took 7 ms a token against 2.9 ms for the dynamic
-int8 layer, so there the head runs ``int8``'s kernel.
+the model is compiled, which made eager decoding 3x slower than fp32 here; the dynamic layers
+come from ``torch.ao.quantization``, which PyTorch has marked for migration to torchao: if a
+future torch drops them, ``--quantize`` says so in one line.
 
 The token embedding stays fp32 (a lookup reads one row per token). The output head stays fp32
 too when it holds under ``HEAD_FP32_SHARE`` of the linear weights (a character vocabulary: 1% of
@@ -41,7 +42,7 @@ from torch import nn
 
 from minigpt.errors import MiniGPTError
 
-QUANTIZE_CHOICES = ("none", "int8", "int8-weight")
+QUANTIZE_CHOICES = ("none", "int8", "int8-dynamic")
 HEAD_FP32_SHARE = 0.1  # the output head stays fp32 below this share of the linear weights
 
 
@@ -62,7 +63,7 @@ def quantize_model(model: nn.Module, mode: str = "int8") -> nn.Module:
     model.float().eval()  # the int8 layers take fp32 activations
     names = linears_to_quantize(model)
     dynamic = names
-    if mode == "int8-weight":
+    if mode == "int8":
         dynamic = [n for n in names if n == "lm_head"]  # a large head: the faster kernel
         for name in names:
             if name not in dynamic:
