@@ -41,6 +41,8 @@ def test_commands_change_the_controls():
     [
         ("/tempreature 1", "did you mean 'temperature'"),
         ("/top_p 2", "top_p must be in"),
+        ("/temperature inf", "temperature must be a finite number"),
+        ("/repetition_penalty nan", "repetition_penalty must be a finite number"),
         ("/max_new_tokens many", "expects int"),
         ("/context_shift 99", "between 1 and block_size"),
         ("/num_samples 3", "unknown command"),

@@ -70,7 +70,12 @@ def assert_one_line_error(code, err, pattern):
         (["train", "--n-layer", "six"], "'n_layer' expects int"),
         (["sample", "nowhere"], "does not exist"),
         (["sample", "nowhere", "--top-p", "0"], "top_p must be in (0, 1]"),
-        (["chat", "nowhere", "--temperature", "-1"], "temperature must be >= 0"),
+        (["chat", "nowhere", "--temperature", "-1"], "temperature must be a finite number >= 0"),
+        (["sample", "nowhere", "--temperature", "inf"], "temperature must be a finite number"),
+        (["chat", "nowhere", "--temperature", "nan"], "temperature must be a finite number"),
+        (["sample", "nowhere", "--repetition-penalty", "inf"], "a finite number > 0 (1: off)"),
+        (["sample", "nowhere", "--top-p", "nan"], "top_p must be in (0, 1]"),
+        (["chat", "nowhere", "--min-p", "inf"], "min_p must be in [0, 1]"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args, pattern):

@@ -36,6 +36,17 @@ BAD = [
     ("POST", "/v1/completions", {"prompt": "x"}, 400, "model"),
     ("POST", "/v1/completions", completion(temperature=-1), 400, "temperature"),
     ("POST", "/v1/completions", completion(top_p=0), 400, "top_p"),
+    # json.dumps writes these as NaN and Infinity, which pydantic parses as floats
+    ("POST", "/v1/completions", completion(temperature=float("nan")), 400, "temperature"),
+    ("POST", "/v1/completions", completion(top_p=float("nan")), 400, "top_p"),
+    ("POST", "/v1/completions", completion(min_p=float("nan")), 400, "min_p"),
+    (
+        "POST",
+        "/v1/completions",
+        completion(repetition_penalty=float("inf")),
+        400,
+        "repetition_penalty",
+    ),
     ("POST", "/v1/completions", completion(max_tokens=101), 400, "max_tokens"),
     ("POST", "/v1/completions", completion(max_tokens=-1), 400, "max_tokens"),
     ("POST", "/v1/completions", completion(n=4), 400, "n"),

@@ -7,6 +7,7 @@ Hugging Face export's generation config) reads them without importing generation
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from minigpt.config.fields import described
@@ -35,17 +36,23 @@ class SampleConfig:
         """Reject values that would fail deep inside torch or silently do nothing useful."""
         if self.max_new_tokens < 0:
             raise MiniGPTError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
-        if not self.temperature >= 0:
-            raise MiniGPTError(f"temperature must be >= 0 (0: greedy), got {self.temperature}")
+        # inf and nan come from the command line too (float("inf")): refused here, not
+        # turned into a uniform or nan distribution deep inside sampling.
+        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
+            raise MiniGPTError(
+                f"temperature must be a finite number >= 0 (0: greedy, 1: the model's own "
+                f"distribution), got {self.temperature}"
+            )
         if self.top_k < 0:
             raise MiniGPTError(f"top_k must be >= 0 (0: no limit), got {self.top_k}")
         if not 0.0 < self.top_p <= 1.0:
             raise MiniGPTError(f"top_p must be in (0, 1] (1: off), got {self.top_p}")
         if not 0.0 <= self.min_p <= 1.0:
             raise MiniGPTError(f"min_p must be in [0, 1] (0: off), got {self.min_p}")
-        if not self.repetition_penalty > 0:
+        if not (self.repetition_penalty > 0 and math.isfinite(self.repetition_penalty)):
             raise MiniGPTError(
-                f"repetition_penalty must be > 0 (1: off), got {self.repetition_penalty}"
+                f"repetition_penalty must be a finite number > 0 (1: off), "
+                f"got {self.repetition_penalty}"
             )
         if self.num_samples < 1:
             raise MiniGPTError(f"num_samples must be >= 1, got {self.num_samples}")
