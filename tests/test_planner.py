@@ -8,6 +8,7 @@ from minigpt.config import ModelConfig, load_config
 from minigpt.errors import MiniGPTError
 from minigpt.model.sizing import flops_per_token, param_breakdown
 from minigpt.training.memprobe import measure_peaks
+from minigpt.training.plan_report import format_plan
 from minigpt.training.planner import (
     GPUS,
     estimate_memory,
@@ -32,6 +33,10 @@ def test_parse_gpu_sizes_and_errors():
     assert parse_gpu("24GB").memory == 24 * 1024**3
     assert parse_gpu("12 GiB").memory == 12 * 1024**3
     assert parse_gpu("12gb", tflops=100).mixed_tflops == 100
+    assert parse_gpu("12gb").bf16 is None and parse_gpu("T4").bf16 is False
+    for bad in ("inf", "nan", "-5"):
+        with pytest.raises(MiniGPTError, match="--tflops must be a positive number"):
+            parse_gpu("12gb", tflops=float(bad))
     with pytest.raises(MiniGPTError, match="unknown GPU 'V100'.*T4, L4"):
         parse_gpu("V100")
 
@@ -78,6 +83,29 @@ def test_plan_for_the_course_model_on_a_t4():
     assert mixed.seconds == pytest.approx(5000 * 48 * 512 / mixed.tokens_per_s)
     big = load_config(overrides=dict(n_layer=48, n_embd=1600, n_head=25, vocab_size=50257))
     assert plan(big, GPUS["T4"]).choices[0].max_micro == 0  # 1.5B params: no
+
+
+@pytest.mark.parametrize(
+    ("gpu", "dtype", "half"),
+    [
+        ("T4", "auto", "fp16"),  # no bf16: train autocasts to fp16 with the gradient scaler
+        ("A100-80", "auto", "bf16"),
+        ("12GB", "auto", "bf16/fp16"),  # a size alone: a T4-class card or an RTX 3060
+        ("12GB", "bfloat16", "bf16"),
+        ("A100-80", "float16", "fp16"),
+    ],
+)
+def test_mixed_column_names_the_dtype_train_would_use(gpu, dtype, half):
+    config = load_config(preset="course-100m", overrides=dict(dtype=dtype))
+    p = plan(config, parse_gpu(gpu))
+    assert p.half == half
+    report = format_plan(p)
+    assert f"mixed {half}:" in report
+    assert ("gradient scaler" in report) == (half != "bf16")
+    if half != "bf16":
+        assert "mixed bf16 " not in report and not report.count("mixed bf16:")
+    # bf16 and fp16 both save 2-byte activations: the figures are those of mixed=True for all
+    assert p.choices[1].memory == estimate_memory(config.model, 12, mixed=True, flash=True)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS is read from /proc")

@@ -135,7 +135,7 @@ class GPU:
     memory: int  # bytes the driver lets a process use
     mixed_tflops: float  # bf16 (fp16 where bf16 is missing) tensor cores, fp32 accumulate
     fp32_tflops: float  # fp32 matmuls as the trainer runs them (TF32 where the GPU has it)
-    bf16: bool = True
+    bf16: bool | None = True  # None: unknown (a GPU given only by its memory size)
     context: int = CUDA_CONTEXT  # memory the process needs outside the tensors
 
 

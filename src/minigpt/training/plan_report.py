@@ -20,10 +20,21 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def _precision_note(p: Plan) -> str | None:
+    """Why the mixed column is not plain bf16: fp16 needs the gradient scaler, and a GPU
+    given by size may have either (the memory is the same; the speed is not)."""
+    if p.half == "fp16":
+        why = "this GPU has no bf16" if p.gpu.bf16 is False else "--dtype float16"
+        return f"mixed fp16: float16 autocast with the gradient scaler ({why})"
+    if p.half == "bf16/fp16":
+        return "mixed bf16/fp16: bf16 where the GPU has it, else fp16 + gradient scaler (T4)"
+    return None
+
+
 def format_plan(p: Plan) -> str:
     """The report of ``minigpt plan``."""
     m, fp32, mixed = p.model, p.choices[0], p.choices[1]
-    half = "bf16" if p.gpu.bf16 else "fp16"
+    half = p.half
     n = param_breakdown(m).total
     if p.auto:
         batch = f"batch size auto for {p.micro * p.accum} sequences"
@@ -37,13 +48,14 @@ def format_plan(p: Plan) -> str:
     ]
     small = max(c.memory_math.total for c in p.choices) < GiB
     unit, scale = ("MiB", 1024**2) if small else ("GiB", GiB)
-    lines.append(f"{'memory in ' + unit:<44}{'fp32':>10}{'mixed ' + half:>13}")
+    width = max(13, len(half) + 8)  # "mixed bf16/fp16" is wider than "mixed bf16"
+    lines.append(f"{'memory in ' + unit:<44}{'fp32':>10}{'mixed ' + half:>{width}}")
 
     def size(n: int) -> str:
         return f"{n / scale:,.1f}" if small else f"{n / scale:.2f}"
 
     def row(name: str, f, fmt=size) -> None:
-        lines.append(f"{name:<44}{fmt(f(fp32)):>10}{fmt(f(mixed)):>13}")
+        lines.append(f"{name:<44}{fmt(f(fp32)):>10}{fmt(f(mixed)):>{width}}")
 
     row("weights (fp32 master copy)", lambda c: c.memory.weights)
     row("gradients (fp32)", lambda c: c.memory.grads)
@@ -68,6 +80,9 @@ def format_plan(p: Plan) -> str:
     )
     row("largest micro-batch that fits", lambda c: c.max_micro, str)
     lines.append("activation checkpointing: not offered (the trainer does not support it)")
+    note = _precision_note(p)
+    if note:
+        lines.append(note)
     lines.append("")
     for c in (fp32, mixed):
         name = "fp32" if c is fp32 else f"mixed {half}"

@@ -68,7 +68,10 @@ def parse_gpu(spec: str, tflops: float | None = None) -> GPU:
             raise MiniGPTError(
                 f"unknown GPU '{spec}'; use one of {', '.join(GPUS)} or a size like 24GB"
             )
-        gpu = GPU(f"{match.group(1)} GB GPU", int(float(match.group(1)) * GiB), 0.0, 0.0)
+        size = int(float(match.group(1)) * GiB)
+        gpu = GPU(f"{match.group(1)} GB GPU", size, 0.0, 0.0, bf16=None)  # T4 or RTX 3060?
+    if tflops is not None and not (tflops > 0 and math.isfinite(tflops)):
+        raise MiniGPTError(f"--tflops must be a positive number, got {tflops}; e.g. --tflops 65")
     if tflops is not None:
         gpu = dataclasses.replace(gpu, mixed_tflops=tflops, fp32_tflops=tflops)
     return gpu
@@ -223,6 +226,20 @@ class Plan:
     choices: list[Choice]
     auto: bool = False  # batch_size auto: memory is shown at the micro-batch it picks
     optimizer: str = "adamw"
+    half: str = "bf16"  # the mixed column's 16-bit type (mixed_precision)
+
+
+def mixed_precision(dtype: str, gpu: GPU) -> str:
+    """What ``train --dtype DTYPE`` autocasts to on ``gpu``, as the mixed column's label.
+
+    ``auto`` mirrors ``runtime.resolve_dtype``: bf16 where the GPU has it, else fp16 (with the
+    gradient scaler); a GPU known only by its size may be either (a 16 GB T4 has no bf16, an
+    RTX 3060 has), so the label names both. Both keep 2-byte activations and weight copies,
+    so the memory figures hold for either.
+    """
+    if dtype in ("bfloat16", "float16"):
+        return {"bfloat16": "bf16", "float16": "fp16"}[dtype]
+    return {True: "bf16", False: "fp16", None: "bf16/fp16"}[gpu.bf16]
 
 
 def _capacity_fits(
@@ -277,7 +294,17 @@ def plan(
             )
         )
     return Plan(
-        model, gpu, micro, accum, t.max_iters, mfu, fpt, choices, not t.batch_size, t.optimizer
+        model,
+        gpu,
+        micro,
+        accum,
+        t.max_iters,
+        mfu,
+        fpt,
+        choices,
+        not t.batch_size,
+        t.optimizer,
+        mixed_precision(t.dtype, gpu),
     )
 
 
