@@ -105,6 +105,56 @@ def race(variants: dict[str, Callable[[], None]], rounds: int, steps: int, warmu
     }
 
 
+# Op families of a training step, by the name of the aten op (profiler self times).
+OP_FAMILIES = {
+    "matmuls": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
+    "attention": ("scaled_dot_product",),
+    "GELU": ("gelu",),
+}
+
+
+def where_time_goes(step: Callable[[], None], steps: int) -> dict[str, float]:
+    """Milliseconds per step in each op family (the rest under "other"), from torch.profiler."""
+    from torch.profiler import profile
+
+    with profile() as prof:
+        for _ in range(steps):
+            step()
+    ms = dict.fromkeys([*OP_FAMILIES, "other"], 0.0)
+    for event in prof.key_averages():
+        family = next(
+            (f for f, names in OP_FAMILIES.items() if any(n in event.key for n in names)),
+            "other",
+        )
+        ms[family] += event.self_cpu_time_total / 1e3 / steps
+    return ms
+
+
+def profile_table(variants: dict[str, Callable[[], None]], steps: int) -> list[str]:
+    """Where each step's time goes, and the best ratio the reference's own matmuls and
+    attention allow: a step that runs the same kernels at the same speed cannot beat
+    reference total / (reference matmuls + attention), however cheap the rest becomes."""
+    rows, ceiling = [], None
+    for name, step in variants.items():
+        ms = where_time_goes(step, steps)
+        total = sum(ms.values())
+        if ceiling is None:
+            ceiling = total / (ms["matmuls"] + ms["attention"])
+        shares = " | ".join(f"{v:.1f} ({v / total:.0%})" for v in ms.values())
+        rows.append(f"| {name} | {total:.1f} | {shares} |")
+    return [
+        f"Where the time goes (torch.profiler, {steps} steps each, self time of the ops, ms per "
+        "step and share):",
+        "",
+        "| step | total | " + " | ".join(OP_FAMILIES) + " | other |",
+        "| --- | --- | " + " | ".join("---" for _ in OP_FAMILIES) + " | --- |",
+        *rows,
+        "",
+        f"With the reference's matmuls and attention as they are, no step of the same kernels "
+        f"can beat it by more than **{ceiling:.2f}x** (everything else free).",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -113,6 +163,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: minigpt's)")
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {list(VARIANTS)}"
+    )
+    parser.add_argument(
+        "--profile-steps", type=int, default=20, help="steps profiled per variant (0: none)"
     )
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
@@ -124,6 +177,7 @@ def main() -> None:
         if args.threads:
             torch.set_num_threads(args.threads)
         results = race(variants, args.rounds, args.steps, args.warmup)
+        profile = profile_table(variants, args.profile_steps) if args.profile_steps else []
     ref_ms, ref_cpu = results["reference"][:2]
     rows = [
         f"| {name} | {ms:.1f} | {ref_ms / ms:.2f}x | {cpu:.1f} | {ref_cpu / cpu:.2f}x | {setup:.1f} s |"
@@ -133,6 +187,8 @@ def main() -> None:
         f"PYTHONPATH=src python benchmarks/train_step_race.py --rounds {args.rounds} "
         f"--steps {args.steps}" + (f" --threads {args.threads}" if args.threads else "")
     )
+    if args.profile_steps != 20:
+        command += f" --profile-steps {args.profile_steps}"
     if args.variants != ",".join(VARIANTS):
         command += f' --variants "{args.variants}"'
     text = "\n".join(
@@ -145,6 +201,7 @@ def main() -> None:
             "| reference / this (CPU) | warm-up (incl. compile) |",
             "| --- | --- | --- | --- | --- | --- |",
             *rows,
+            *([""] + profile if profile else []),
         ]
     )
     print(text)
