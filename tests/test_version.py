@@ -1,4 +1,5 @@
-"""``minigpt --version`` for bug reports, and the torch floor checked at import (issue 19)."""
+"""``minigpt --version`` for bug reports, and the torch floor (issue 19), checked where torch
+is first needed: a stage's first use through ``minigpt.X``, or a command that needs it."""
 
 import importlib
 import importlib.metadata
@@ -12,6 +13,7 @@ import minigpt
 from minigpt import extras
 from minigpt._version import TORCH_FLOOR, torch_too_old
 from minigpt.cli import main
+from minigpt.config import load_config
 from minigpt.interop.hf_check import TRANSFORMERS_FLOOR
 from tests.test_cli import run_cli
 
@@ -66,14 +68,40 @@ def test_pyproject_declares_the_floor_the_import_checks():
     assert f"torch>={floor}" in pyproject["project"]["dependencies"]
 
 
-def test_an_old_torch_fails_at_import_in_one_line(monkeypatch):
+OLD_TORCH = (
+    f"minigpt {minigpt.__version__} needs torch>=2.6, but torch 2.4.1 is installed; "
+    "upgrade it: pip install -U 'torch>=2.6'"
+)
+
+
+def test_an_old_torch_fails_on_the_first_use_of_a_stage_in_one_line(monkeypatch):
     monkeypatch.setattr(torch, "__version__", "2.4.1")
-    try:
-        with pytest.raises(ImportError, match=r"needs torch>=2\.6, but torch 2\.4\.1 is installed"):
-            importlib.reload(minigpt)
-    finally:
-        monkeypatch.undo()
-        importlib.reload(minigpt)
+    monkeypatch.delitem(vars(minigpt), "train", raising=False)  # as if never used yet
+    with pytest.raises(ImportError) as info:
+        minigpt.train  # noqa: B018
+    assert str(info.value) == OLD_TORCH
+    monkeypatch.delitem(vars(minigpt), "load_config", raising=False)
+    assert minigpt.load_config is load_config  # a torch-free name needs no check
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sample", "nowhere"],
+        ["train", "--max-iters", "1"],
+        ["prepare", "x", "--out", "y", "--tokenizer", "auto"],
+    ],
+)
+def test_an_old_torch_stops_a_command_in_one_line(monkeypatch, capsys, argv):
+    monkeypatch.setattr(torch, "__version__", "2.4.1")
+    code, stdout, stderr = run_cli(capsys, *argv)
+    assert (code, stdout, stderr) == (2, "", f"minigpt {argv[0]}: error: {OLD_TORCH}\n")
+
+
+def test_an_old_torch_leaves_torch_free_commands_alone(monkeypatch, capsys, dataset):
+    monkeypatch.setattr(torch, "__version__", "2.4.1")
+    code, stdout, _ = run_cli(capsys, "tokenizer", "encode", dataset, "To")
+    assert code == 0 and stdout.split()
 
 
 @pytest.mark.parametrize(

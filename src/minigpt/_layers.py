@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
         "minigpt._layers",
         "minigpt.extras",
         "minigpt.hostmem",
+        "minigpt.gpus",
     ),
 ]
 

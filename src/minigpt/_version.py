@@ -1,5 +1,5 @@
-"""The package version, in a module of its own so that any module can read it without
-importing the package root (which imports every stage), and the oldest torch the code runs on."""
+"""The package version, and the oldest torch the code runs on, in a module that imports
+nothing heavy: the package root and the CLI read both before any stage (or torch) loads."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import re
 __version__ = "0.1.0"
 
 # The floor pyproject.toml declares (its comment lists the newest APIs the code uses); the
-# package root checks it before importing any stage, so an older torch fails in one line
-# instead of an AttributeError deep inside a command.
+# package root (on a stage's first use) and the CLI (before a command that needs torch) check
+# it, so an older torch fails in one line instead of an AttributeError deep inside a command.
 TORCH_FLOOR = (2, 6)
 
 
@@ -29,3 +29,13 @@ def torch_too_old(version: str) -> str | None:
         f"minigpt {__version__} needs torch>={floor}, but torch {version} is installed; "
         f"upgrade it: pip install -U 'torch>={floor}'"
     )
+
+
+def require_torch() -> None:
+    """Import torch and raise ImportError with ``torch_too_old``'s line when it is below the
+    floor. Called where torch is first needed, not at ``import minigpt``: importing torch
+    takes seconds, which commands like ``minigpt --help`` should not pay."""
+    import torch
+
+    if message := torch_too_old(torch.__version__):
+        raise ImportError(message)

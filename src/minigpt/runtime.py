@@ -1,7 +1,7 @@
 """Where and how tensors run: the device, the compute dtype, whether to compile, and what the
 device offers (its memory, its peak FLOPs) and how it reports running out of memory.
 
-A leaf of the package (it imports nothing from minigpt but the errors and hostmem), so every
+A leaf of the package (it imports nothing from minigpt but the errors, gpus and hostmem), so every
 stage that places a model (training, generation, evaluation, serving) resolves these the same
 way, and the planner's estimates and the trainer's MFU read one table of GPU peaks.
 """
@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from minigpt.errors import MiniGPTError
+from minigpt.gpus import GPU, peak_tflops
 from minigpt.hostmem import GiB, available_ram, gib, size, usable_ram  # noqa: F401 (gib)
-
-CUDA_CONTEXT = int(0.5 * GiB)  # driver, cuBLAS and kernels: outside max_memory_allocated
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -125,47 +124,6 @@ def use_physical_cores() -> int:
     if "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() == logical:
         torch.set_num_threads(min(logical, physical_cores()))
     return torch.get_num_threads()
-
-
-@dataclass(frozen=True)
-class GPU:
-    """A device to plan for: usable memory and dense peak TFLOPS (0: unknown)."""
-
-    name: str
-    memory: int  # bytes the driver lets a process use
-    mixed_tflops: float  # bf16 (fp16 where bf16 is missing) tensor cores, fp32 accumulate
-    fp32_tflops: float  # fp32 matmuls as the trainer runs them (TF32 where the GPU has it)
-    bf16: bool | None = True  # None: unknown (a GPU given only by its memory size)
-    context: int = CUDA_CONTEXT  # memory the process needs outside the tensors
-
-
-# Dense (no sparsity) peak TFLOPS from the vendors' data sheets, for what the trainer runs:
-# (bf16 -- fp16 where bf16 is missing -- tensor cores with fp32 accumulation, fp32 matmuls,
-# which train.py runs as TF32 on GPUs that have it). The one table for the planner's estimates
-# and the trainer's MFU. Keys match torch.cuda.get_device_name() as substrings, first match
-# wins: "H100 PCIe" precedes "H100", "A100" precedes "A10G" and "A10", "L40S" precedes "L4".
-PEAK_TFLOPS: dict[str, tuple[float, float]] = {
-    "H200": (989.0, 494.0),
-    "H100 PCIe": (756.0, 378.0),
-    "H100": (989.0, 494.0),
-    "A100": (312.0, 156.0),
-    "A10G": (70.0, 35.0),
-    "A10": (125.0, 62.5),
-    "L40S": (362.0, 183.0),
-    "L4": (121.0, 60.0),
-    "RTX 4090": (165.2, 82.6),
-    "RTX 3090": (71.0, 35.6),
-    "V100": (125.0, 15.7),
-    "T4": (65.0, 8.1),
-}
-
-
-def peak_tflops(device_name: str) -> tuple[float, float]:
-    """(mixed, fp32) peak TFLOPS of a GPU by name; (0, 0) for one not in the table."""
-    for key, peaks in PEAK_TFLOPS.items():
-        if key in device_name:
-            return peaks
-    return 0.0, 0.0
 
 
 def device_gpu(device: torch.device) -> GPU:

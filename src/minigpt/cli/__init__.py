@@ -3,6 +3,12 @@
 Each module exposes ``register(subparsers)``, which adds its parser and sets ``func``, the
 function that runs it. ``main`` turns every ``MiniGPTError`` into one line on stderr and a
 non-zero exit code; a traceback means a bug in minigpt.
+
+Start-up is kept cheap: the command modules import only torch-free code at their top (the
+parsers need option names and defaults, not stages), and each ``run`` imports its stages when
+it runs. So ``--help``, argument errors and the torch-free commands (``prepare``,
+``tokenizer``: ``set_defaults(needs_torch=False)``) never import torch, which takes seconds;
+the others check the torch floor first (``check_torch``), then import it as they start.
 """
 
 from __future__ import annotations
@@ -25,10 +31,9 @@ from minigpt.cli import (
     tokenizer,
     train,
 )
-from minigpt.cli.common import Parser
+from minigpt.cli.common import Parser, check_torch
 from minigpt.errors import MiniGPTError
 from minigpt.hostmem import NO_CHECK_ENV
-from minigpt.runtime import environment_report
 
 COMMANDS = [
     demo,
@@ -53,6 +58,9 @@ class VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        # No floor check: the report is what a bug report about an old torch needs.
+        from minigpt.runtime import environment_report
+
         print("\n".join(environment_report()))
         parser.exit()
 
@@ -79,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "no_memory_check", False):  # reaches every stage, and torchrun's ranks
         os.environ[NO_CHECK_ENV] = "1"
     try:
+        if getattr(args, "needs_torch", True):
+            check_torch()
         return args.func(args) or 0
     except MiniGPTError as e:
         print(f"minigpt {args.command}: error: {e}", file=sys.stderr)

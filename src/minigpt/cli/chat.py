@@ -7,8 +7,6 @@ import contextlib
 import sys
 
 from minigpt.cli.sample import add_sampling_arguments, sample_config_from_args
-from minigpt.inference.chat import chat
-from minigpt.interop.loader import load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from minigpt.inference.chat import chat
+    from minigpt.interop.loader import load_model
+
     config = sample_config_from_args(args)
     model, tokenizer = load_model(args.checkpoint, device=args.device, quantize=args.quantize)
     if sys.stdin.isatty():

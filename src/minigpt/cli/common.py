@@ -7,8 +7,10 @@ import dataclasses
 import sys
 from typing import Any, NoReturn
 
+from minigpt._version import require_torch
 from minigpt.config import PRESETS, RunConfig, all_fields, load_config, suggest
 from minigpt.config.fields import base_type
+from minigpt.errors import MiniGPTError
 from minigpt.hostmem import NO_CHECK_ENV
 
 
@@ -90,6 +92,15 @@ def add_memory_check_argument(parser: argparse.ArgumentParser) -> None:
         help="start even when the estimated peak exceeds the available RAM (experts; the same "
         f"as {NO_CHECK_ENV}=1)",
     )
+
+
+def check_torch() -> None:
+    """The torch floor as a CLI error (one line, no traceback), checked before a command's
+    stages import torch; it imports torch, so torch-free commands skip it."""
+    try:
+        require_torch()
+    except ImportError as e:
+        raise MiniGPTError(str(e)) from None
 
 
 def print_err(message: str) -> None:

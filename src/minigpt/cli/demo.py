@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from minigpt.demo import run_chat_demo, run_demo
 from minigpt.errors import MiniGPTError
 
 
@@ -33,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from minigpt.demo import run_chat_demo, run_demo
+
     if args.chat:
         if args.data:
             raise MiniGPTError("--chat uses the built-in help topics; leave out --data")

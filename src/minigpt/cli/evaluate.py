@@ -7,7 +7,6 @@ import json
 
 from minigpt.cli.common import add_memory_check_argument
 from minigpt.cli.sample import add_quantize_argument
-from minigpt.evaluation.evaluate import evaluate_checkpoint
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from minigpt.evaluation.evaluate import evaluate_checkpoint
+
     result = evaluate_checkpoint(
         args.checkpoint,
         args.data,

@@ -5,15 +5,7 @@ from __future__ import annotations
 import argparse
 
 from minigpt.errors import MiniGPTError
-from minigpt.interop.gguf import QUANTS, export_gguf
-from minigpt.interop.gguf_check import (
-    F32_TOLERANCE,
-    gguf_logit_diff,
-    gguf_reader_available,
-    gguf_reader_too_old,
-)
-from minigpt.interop.hf_export import DTYPES, LOGITS_TOLERANCE, export_hf
-from minigpt.interop.loader import load_model
+from minigpt.interop.formats import HF_DTYPES, QUANTS
 
 FORMATS = ("hf", "gguf")
 
@@ -38,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="skip reading the export back with transformers to compare its logits",
     )
     hf = p.add_argument_group("hf")
-    hf.add_argument("--dtype", default="float32", choices=list(DTYPES), help="weights (float32)")
+    hf.add_argument("--dtype", default="float32", choices=HF_DTYPES, help="weights (float32)")
     hf.add_argument(
         "--no-remote-code",
         action="store_true",
@@ -56,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         return run_gguf(args)
     if args.quant != "f32" or args.ollama:
         raise MiniGPTError("--quant and --ollama are GGUF options; add --format gguf")
+    from minigpt.interop.hf_export import LOGITS_TOLERANCE, export_hf
+
     result = export_hf(
         args.checkpoint,
         args.out,
@@ -85,6 +79,15 @@ def run(args: argparse.Namespace) -> int:
 def run_gguf(args: argparse.Namespace) -> int:
     if args.dtype != "float32" or args.no_remote_code:
         raise MiniGPTError("--dtype and --no-remote-code are hf options; GGUF takes --quant")
+    from minigpt.interop.gguf import export_gguf
+    from minigpt.interop.gguf_check import (
+        F32_TOLERANCE,
+        gguf_logit_diff,
+        gguf_reader_available,
+        gguf_reader_too_old,
+    )
+    from minigpt.interop.loader import load_model
+
     result = export_gguf(
         args.checkpoint,
         args.out,

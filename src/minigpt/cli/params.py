@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from minigpt.cli.common import add_config_arguments, config_from_args
-from minigpt.model.sizing import format_breakdown, format_course_figures, sized_model_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from minigpt.model.sizing import format_breakdown, format_course_figures, sized_model_config
+
     config = config_from_args(args)
     print(format_breakdown(sized_model_config(config)))
     if args.course:

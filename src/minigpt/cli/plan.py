@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 
 from minigpt.cli.common import add_config_arguments, config_from_args
-from minigpt.training.plan_report import format_plan, measured_against_estimate
-from minigpt.training.planner import (
-    DEFAULT_MFU,
-    GPUS,
-    parse_gpu,
-    plan,
-)
+from minigpt.gpus import DEFAULT_MFU, GPUS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from minigpt.runtime import device_gpu, resolve_device
+    from minigpt.training.plan_report import format_plan, measured_against_estimate
+    from minigpt.training.planner import parse_gpu, plan
 
     config = config_from_args(args)
     device = resolve_device(config.train.device)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import re
 
+from minigpt.cli.common import check_torch
+from minigpt.config.probe import ProbeConfig
 from minigpt.data.chat import ChatFields
 from minigpt.data.chat_prepare import prepare_chat_dataset
 from minigpt.data.clean import CleanConfig
@@ -13,7 +15,6 @@ from minigpt.data.shards import SHARD_TOKENS
 from minigpt.data.sources import SourceOptions
 from minigpt.data.tokenizer_training import TOKENIZER_SAMPLE_BYTES
 from minigpt.errors import MiniGPTError
-from minigpt.sweep.tokenizer_probe import ProbeConfig, prepare_auto
 
 DEFAULT_VOCAB = 32000
 UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
@@ -130,7 +131,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_chat_arguments(p)
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    p.set_defaults(func=run)
+    # Cleaning and tokenizing need no torch; --tokenizer auto (it trains models) checks it.
+    p.set_defaults(func=run, needs_torch=False)
 
 
 def add_probe_arguments(p: argparse.ArgumentParser) -> None:
@@ -220,6 +222,9 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     if args.tokenizer == "auto":
+        check_torch()
+        from minigpt.sweep.tokenizer_probe import prepare_auto
+
         prepare_auto(
             args.inputs, args.out, probe=probe, force=args.force, quiet=args.quiet, **options
         )

@@ -8,10 +8,7 @@ import sys
 import typing
 
 from minigpt.cli.common import add_memory_check_argument, field_argument
-from minigpt.config.sampling import SampleConfig
-from minigpt.inference.generate import generate_samples, stream_text, unescape
-from minigpt.interop.loader import load_model
-from minigpt.model.quantize import QUANTIZE_CHOICES
+from minigpt.config.sampling import QUANTIZE_CHOICES, SampleConfig
 
 # One-letter forms of the flags used most.
 SHORT_FLAGS = {"max_new_tokens": ("-m",), "num_samples": ("-n",)}
@@ -65,6 +62,8 @@ def add_quantize_argument(parser: argparse.ArgumentParser) -> None:
 
 def sample_config_from_args(args: argparse.Namespace) -> SampleConfig:
     """The SampleConfig of the flags given (fields without a flag keep their defaults)."""
+    from minigpt.inference.generate import unescape
+
     given = vars(args)
     values = {f.name: given[f.name] for f in dataclasses.fields(SampleConfig) if f.name in given}
     values["stop"] = tuple(unescape(s) for s in values["stop"])
@@ -90,6 +89,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from minigpt.inference.generate import generate_samples, stream_text
+    from minigpt.interop.loader import load_model
+
     config = sample_config_from_args(args)
     model, tokenizer = load_model(args.checkpoint, device=args.device, quantize=args.quantize)
     prompt = args.prompt

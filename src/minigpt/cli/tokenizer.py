@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train, use and inspect tokenizers",
         description="Train a tokenizer on text, or encode, decode and inspect text with one.",
     )
+    p.set_defaults(needs_torch=False)  # every action: tokenizers are plain Python and Rust
     sub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
     sub.required = True
 

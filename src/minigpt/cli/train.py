@@ -7,11 +7,7 @@ from pathlib import Path
 
 from minigpt.cli.common import add_config_arguments, add_memory_check_argument, config_overrides
 from minigpt.config import load_config
-from minigpt.runtime import resolve_device
-from minigpt.training.distributed import is_main_process
-from minigpt.training.launch import launch
 from minigpt.training.trackers import TRACKERS, make_trackers
-from minigpt.training.trainer import CONFIG_FILE, TrainingInterrupted, train
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,6 +60,11 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from minigpt.runtime import resolve_device
+    from minigpt.training.distributed import is_main_process
+    from minigpt.training.launch import launch
+    from minigpt.training.trainer import CONFIG_FILE, TrainingInterrupted, train
+
     if args.nproc is not None and args.nproc != 1:
         # Bad input fails here, once, rather than on every rank.
         config = load_config(args.preset, args.config, config_overrides(args))

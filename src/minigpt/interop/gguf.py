@@ -34,6 +34,7 @@ from minigpt.checkpoint import model_state
 from minigpt.config import ModelConfig, swiglu_hidden
 from minigpt.data.chat_template import END_OF_TURN
 from minigpt.errors import MiniGPTError
+from minigpt.interop.formats import QUANTS
 from minigpt.interop.gguf_vocab import PRE_TOKENIZER, gguf_vocab
 from minigpt.interop.hf_base import HFArchitecture, Tensors
 from minigpt.interop.hf_gpt2 import CONV1D_WEIGHTS, GPT2
@@ -42,7 +43,6 @@ from minigpt.interop.hf_llama import LLAMA, QWEN3, RMS_EPS
 from minigpt.interop.loader import open_model
 from minigpt.interop.ollama import MODELFILE, modelfile
 
-QUANTS = ("f32", "f16", "q8_0")
 # Llama without biases only: transformers' GGUF reader (5.x) builds a LlamaConfig without
 # attention_bias and drops bias tensors, so a file with them could not be checked.
 LLAMA_NO_BIAS = replace(LLAMA, fixed={**LLAMA.fixed, "bias": False}, free=LLAMA.free - {"bias"})

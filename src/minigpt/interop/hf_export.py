@@ -40,6 +40,7 @@ from minigpt.data.hf_tokenizer import (
 from minigpt.data.meta import check_output_folder
 from minigpt.data.tokenizer import TOKENIZER_FILE, CharTokenizer, Tokenizer
 from minigpt.errors import MiniGPTError
+from minigpt.interop.formats import HF_DTYPES
 from minigpt.interop.hf_base import HFArchitecture
 from minigpt.interop.hf_check import (
     LOGITS_TOLERANCE,
@@ -55,7 +56,7 @@ from minigpt.interop.model_card import model_card
 
 __all__ = ["LOGITS_TOLERANCE", "ExportResult", "export_hf"]
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {name: getattr(torch, name) for name in HF_DTYPES}
 GENERATION_CONFIG = "generation_config.json"
 MODEL_CARD = "README.md"
 

@@ -40,9 +40,9 @@ import warnings
 import torch
 from torch import nn
 
+from minigpt.config.sampling import QUANTIZE_CHOICES
 from minigpt.errors import MiniGPTError
 
-QUANTIZE_CHOICES = ("none", "int8", "int8-dynamic")
 HEAD_FP32_SHARE = 0.1  # the output head stays fp32 below this share of the linear weights
 
 

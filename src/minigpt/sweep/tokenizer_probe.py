@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from minigpt.config import load_config
+from minigpt.config.probe import ProbeConfig
 from minigpt.data.clean import CleanConfig
 from minigpt.data.dataset import Dataset
 from minigpt.data.meta import META_FILE, check_output_folder
@@ -54,30 +55,6 @@ from minigpt.training.trainer import train
 
 # prepare_dataset's arguments the probe decides itself.
 OWN_ARGUMENTS = ("tokenizer", "vocab_size", "force", "quiet")
-
-
-@dataclass
-class ProbeConfig:
-    """The probe's budget and its tiny model."""
-
-    steps: int = 200
-    probe_bytes: int = 2_000_000
-    threads: int = 1
-    seed: int = 1337
-    n_layer: int = 2
-    n_head: int = 2
-    n_embd: int = 64
-    block_size: int = 64
-    batch_size: int = 16
-    lr: float = 3e-3
-
-    def check(self) -> None:
-        if self.steps < 1:
-            raise MiniGPTError(f"probe steps must be at least 1, got {self.steps}")
-        if self.probe_bytes < 1000:
-            raise MiniGPTError(f"probe bytes must be at least 1000, got {self.probe_bytes}")
-        if self.threads < 1:
-            raise MiniGPTError(f"probe threads must be at least 1, got {self.threads}")
 
 
 @dataclass

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from minigpt.config import RunConfig, TrainConfig
 from minigpt.data.tokenizer import Tokenizer
-from minigpt.model import GPT
+
+if TYPE_CHECKING:  # only an annotation: trackers.py, which imports this, stays torch-free
+    from minigpt.model import GPT
 
 
 class RunView(Protocol):

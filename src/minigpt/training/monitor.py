@@ -26,7 +26,7 @@ import torch
 
 from minigpt.errors import format_bytes  # noqa: F401 (re-exported for report.py)
 from minigpt.extras import available, missing
-from minigpt.runtime import peak_tflops
+from minigpt.gpus import peak_tflops
 from minigpt.training.callbacks import Callback, RunView
 
 METRICS_FILE = "metrics.jsonl"

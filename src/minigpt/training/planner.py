@@ -31,29 +31,13 @@ import torch
 
 from minigpt.config import ModelConfig, RunConfig, TrainConfig
 from minigpt.errors import MiniGPTError
+from minigpt.gpus import CUDA_CONTEXT, DEFAULT_MFU, GPU, GPUS
+from minigpt.hostmem import GiB, gib
 from minigpt.hostmem import largest_fitting as largest_batch
 from minigpt.model.sizing import Breakdown, flops_per_token, param_breakdown, sized_model_config
-from minigpt.runtime import CUDA_CONTEXT, GPU, GiB, device_gpu, gib, peak_tflops
+from minigpt.runtime import device_gpu
 
-DEFAULT_MFU = 0.4
 ALLOCATOR_SLACK = 0.10  # the caching allocator reserves more than it hands out
-
-
-def _gpu(name: str, mib: int, bf16: bool = True) -> GPU:
-    return GPU(name, mib * 1024**2, *peak_tflops(name), bf16)
-
-
-# The GPUs `minigpt plan --gpu` knows by name; memory as nvidia-smi reports it.
-GPUS: dict[str, GPU] = {
-    "T4": _gpu("NVIDIA T4 16 GB", 15360, bf16=False),
-    "L4": _gpu("NVIDIA L4 24 GB", 23034),
-    "A10": _gpu("NVIDIA A10 24 GB", 23028),
-    "A100-40": _gpu("NVIDIA A100 40 GB", 40960),
-    "A100-80": _gpu("NVIDIA A100 80 GB", 81920),
-    "H100": _gpu("NVIDIA H100 SXM 80 GB", 81559),
-    "RTX3090": _gpu("NVIDIA RTX 3090 24 GB", 24576),
-    "RTX4090": _gpu("NVIDIA RTX 4090 24 GB", 24564),
-}
 
 
 def parse_gpu(spec: str, tflops: float | None = None) -> GPU:

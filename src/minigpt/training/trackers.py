@@ -22,7 +22,6 @@ from typing import Any
 from minigpt.errors import MiniGPTError
 from minigpt.extras import available, install_hint
 from minigpt.training.callbacks import RunView
-from minigpt.training.monitor import SAMPLES_FILE
 
 TRACKERS = ("wandb", "trackio", "mlflow")
 PROJECT = "minigpt"
@@ -39,6 +38,9 @@ def numbers(record: dict[str, Any], prefix: str) -> dict[str, float]:
 
 def latest_sample(run_dir: Path) -> str | None:
     """The newest entry of ``samples.txt`` (the sample of the evaluation just made)."""
+    # Here, not at the top: monitor imports torch, and the CLI reads TRACKERS before any run.
+    from minigpt.training.monitor import SAMPLES_FILE
+
     path = Path(run_dir) / SAMPLES_FILE
     if not path.is_file():
         return None
