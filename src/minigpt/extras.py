@@ -7,7 +7,6 @@ package is always reported the same way, naming the extra that brings it.
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 
 from minigpt._version import older_than
@@ -50,6 +49,8 @@ def missing(module: str, what: str) -> str:
 def too_old(module: str, floor: tuple[int, int], what: str) -> str | None:
     """One line when the installed ``module`` is older than ``floor`` (major, minor) for
     ``what``; None when it is new enough or its version cannot be read."""
+    import importlib.metadata  # here: its import costs every CLI call ~20 ms, this is rare
+
     try:
         version = importlib.metadata.version(module)
     except importlib.metadata.PackageNotFoundError:

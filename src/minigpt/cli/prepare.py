@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import re
+from typing import TYPE_CHECKING
 
 from minigpt.cli.common import check_torch
 from minigpt.config.probe import ProbeConfig
-from minigpt.data.chat import ChatFields
-from minigpt.data.chat_prepare import prepare_chat_dataset
-from minigpt.data.clean import CleanConfig
-from minigpt.data.prepare import prepare_dataset
-from minigpt.data.shards import SHARD_TOKENS
-from minigpt.data.sources import SourceOptions
-from minigpt.data.tokenizer_training import TOKENIZER_SAMPLE_BYTES
+from minigpt.data.defaults import SHARD_TOKENS, TOKENIZER_SAMPLE_BYTES
 from minigpt.errors import MiniGPTError
+
+if TYPE_CHECKING:  # the stages import numpy and ftfy: loaded in the functions that run them
+    from minigpt.data.clean import CleanConfig
+    from minigpt.data.sources import SourceOptions
 
 DEFAULT_VOCAB = 32000
 UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
@@ -62,6 +61,8 @@ def add_reading_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def source_options(args: argparse.Namespace) -> SourceOptions:
+    from minigpt.data.sources import SourceOptions
+
     return SourceOptions(
         include=args.include,
         exclude=args.exclude,
@@ -75,6 +76,8 @@ def source_options(args: argparse.Namespace) -> SourceOptions:
 
 
 def clean_config(args: argparse.Namespace) -> CleanConfig:
+    from minigpt.data.clean import CleanConfig
+
     if args.min_chars < 0:
         raise MiniGPTError(f"--min-chars must be 0 or more, got {args.min_chars}")
     return CleanConfig(
@@ -180,6 +183,9 @@ def add_chat_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_chat(args: argparse.Namespace) -> int:
+    from minigpt.data.chat import ChatFields
+    from minigpt.data.chat_prepare import prepare_chat_dataset
+
     prepare_chat_dataset(
         args.inputs,
         args.out,
@@ -229,6 +235,8 @@ def run(args: argparse.Namespace) -> int:
             args.inputs, args.out, probe=probe, force=args.force, quiet=args.quiet, **options
         )
         return 0
+    from minigpt.data.prepare import prepare_dataset
+
     prepare_dataset(
         args.inputs,
         args.out,

@@ -6,8 +6,7 @@ import argparse
 import sys
 
 from minigpt.cli.prepare import add_reading_arguments, clean_config, parse_size, source_options
-from minigpt.data.tokenizer import describe_tokenizer, inspect_text, load_tokenizer
-from minigpt.data.tokenizer_training import TOKENIZER_SAMPLE_BYTES, train_tokenizer
+from minigpt.data.defaults import TOKENIZER_SAMPLE_BYTES
 from minigpt.errors import MiniGPTError
 
 
@@ -61,6 +60,8 @@ def _text(args: argparse.Namespace) -> str | None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from minigpt.data.tokenizer_training import train_tokenizer
+
     train_tokenizer(
         args.inputs,
         args.out,
@@ -77,6 +78,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_encode(args: argparse.Namespace) -> int:
+    from minigpt.data.tokenizer import load_tokenizer
+
     tok = load_tokenizer(args.tokenizer)
     text = _text(args)
     if text is None:
@@ -86,6 +89,8 @@ def run_encode(args: argparse.Namespace) -> int:
 
 
 def run_decode(args: argparse.Namespace) -> int:
+    from minigpt.data.tokenizer import load_tokenizer
+
     tok = load_tokenizer(args.tokenizer)
     words = sys.stdin.read().split() if args.ids == ["-"] else args.ids
     try:
@@ -102,6 +107,8 @@ def run_decode(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from minigpt.data.tokenizer import describe_tokenizer, inspect_text, load_tokenizer
+
     tok = load_tokenizer(args.tokenizer)
     print(describe_tokenizer(tok))
     text = _text(args)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minigpt.data.clean import CleanConfig
+from minigpt.data.defaults import SHARD_TOKENS
 from minigpt.data.encode import default_workers
-from minigpt.data.shards import SHARD_TOKENS
 from minigpt.data.sources import SourceOptions, find_inputs
 from minigpt.errors import MiniGPTError
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from minigpt._version import __version__
 from minigpt.data.clean import CleanConfig
+from minigpt.data.defaults import SHARD_TOKENS
 from minigpt.data.encode import Pool
 from minigpt.data.meta import (
     DatasetMeta,
@@ -39,7 +40,6 @@ from minigpt.data.meta import (
     staged,
 )
 from minigpt.data.plan import make_plan
-from minigpt.data.shards import SHARD_TOKENS
 from minigpt.data.sources import SourceOptions
 from minigpt.data.tokenizer import TOKENIZER_FILE, Tokenizer, check_vocab_size
 from minigpt.data.tokenizer_training import (

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-SHARD_TOKENS = 500_000_000
 COPY_TOKENS = 1 << 24
 
 

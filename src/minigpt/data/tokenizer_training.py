@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from minigpt.data.clean import CleanConfig
+from minigpt.data.defaults import TOKENIZER_SAMPLE_BYTES
 from minigpt.data.encode import Pool, batches
 from minigpt.data.hf_tokenizer import HF_PREFIX, load_hf_tokenizer
 from minigpt.data.meta import SEPARATOR
@@ -23,7 +24,6 @@ from minigpt.data.tokenizer import (
 )
 from minigpt.errors import MiniGPTError
 
-TOKENIZER_SAMPLE_BYTES = 100_000_000
 TRAIN_TEXT_CHARS = 100_000
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from minigpt.config import RunConfig, TrainConfig
-from minigpt.data.tokenizer import Tokenizer
 
-if TYPE_CHECKING:  # only an annotation: trackers.py, which imports this, stays torch-free
+if TYPE_CHECKING:  # annotations only: trackers.py, which the CLI imports, stays light
+    from minigpt.data.tokenizer import Tokenizer
     from minigpt.model import GPT
 
 
