@@ -3,9 +3,9 @@
     PYTHONPATH=src python benchmarks/quantized_generation.py --run RUN --data DATASET
 
 Speed: one GPT-2-124M-shaped model (random weights: speed does not depend on what was learned),
-copied into transformers' ``GPT2LMHeadModel`` (the export's weight mapping), is timed four ways
+copied into transformers' ``GPT2LMHeadModel`` (the export's weight mapping), is timed five ways
 in one process, taking turns for ``--rounds`` rounds: transformers' ``generate`` (greedy, its
-KV cache), minigpt fp32, and minigpt with ``--quantize int8`` and ``int8-dynamic``. Greedy, batch 1,
+KV cache), minigpt fp32, and minigpt with ``--quantize int8``, ``int4`` and ``int8-dynamic``. Greedy, batch 1,
 ``--tokens`` new tokens after a 16-token prompt; the medians and their ratios are reported.
 
 Quality (``--run``, a model trained here, and ``--data``, its dataset): val perplexity of the
@@ -38,7 +38,7 @@ from minigpt.model.gpt import KVCache
 from minigpt.model.quantize import quantize_model
 from record import machine_description, update_section
 
-MODES = ("none", "int8", "int8-dynamic")
+MODES = ("none", "int8", "int4", "int8-dynamic")
 PROMPTS = ("ROMEO:\n", "First Citizen:\nWe are", "The king ")
 
 
@@ -59,6 +59,7 @@ def speed(tokens: int, rounds: int) -> list[tuple[str, float, float]]:
     fp32 = GPT(config).eval()
     int8 = quantize_model(copy.deepcopy(fp32), "int8")
     int8_dynamic = quantize_model(copy.deepcopy(fp32), "int8-dynamic")
+    int4 = quantize_model(copy.deepcopy(fp32), "int4")
     hf_config = transformers.GPT2Config(n_embd=768, n_layer=12, n_head=12, n_positions=1024)
     hf = transformers.GPT2LMHeadModel(hf_config).eval()
     hf.load_state_dict(to_hf_tensors(fp32.state_dict(), config), strict=False)
@@ -81,6 +82,7 @@ def speed(tokens: int, rounds: int) -> list[tuple[str, float, float]]:
         "transformers fp32": run_hf,
         "minigpt fp32": minigpt(fp32),
         "minigpt int8": minigpt(int8),
+        "minigpt int4": minigpt(int4),
         "minigpt int8-dynamic": minigpt(int8_dynamic),
     }
     prompt = torch.randint(0, 50257, (1, 16), generator=torch.Generator().manual_seed(0))

@@ -27,7 +27,7 @@ def linears(model: torch.nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]
 
 
-@pytest.mark.parametrize("mode", ["int8", "int8-dynamic"])
+@pytest.mark.parametrize("mode", ["int8", "int4", "int8-dynamic"])
 def test_a_large_head_becomes_int8_and_the_embedding_stays_fp32(mode):
     model = tiny_model(vocab_size=4096)  # the head: 73% of the linear weights, as GPT-2's 31%
     wte = model.transformer.wte.weight.detach().clone()
@@ -39,7 +39,7 @@ def test_a_large_head_becomes_int8_and_the_embedding_stays_fp32(mode):
     assert model.transformer.wte.weight.dtype == torch.float32
 
 
-@pytest.mark.parametrize("mode", ["int8", "int8-dynamic"])
+@pytest.mark.parametrize("mode", ["int8", "int4", "int8-dynamic"])
 def test_a_small_head_stays_fp32(mode):
     model = tiny_model()  # a character vocabulary: the head is 4% of the linear weights
     head = model.lm_head.weight.detach().clone()
@@ -76,6 +76,40 @@ def test_int8_is_weight_only_and_int8_dynamic_rounds_the_activations():
     assert not isinstance(layer, Int8WeightLinear) and "quantized" in type(layer).__module__
 
 
+def test_int4_computes_with_the_grouped_weights_it_stores():
+    from minigpt.model.quantize import INT4_GROUP, Int4WeightLinear
+
+    # Each group of 32 input channels holds 16 evenly spaced values (its own min and step),
+    # which 4 bits with a per-group offset and scale store exactly: only bf16 rounding remains.
+    torch.manual_seed(0)
+    rows, cols = 32, 3 * INT4_GROUP
+    low = torch.randn(rows, cols // INT4_GROUP, 1)
+    step = torch.rand(rows, cols // INT4_GROUP, 1) * 0.1 + 0.01
+    levels = torch.randint(0, 16, (rows, cols // INT4_GROUP, INT4_GROUP)).float()
+    levels[..., 0], levels[..., 1] = 0, 15  # every group spans its whole range
+    weight = (low + step * levels).reshape(rows, cols)
+    linear = torch.nn.Linear(cols, rows)
+    linear.weight.data = weight
+    x = torch.randn(5, cols)
+    out = Int4WeightLinear(linear)(x)
+    ref = linear(x)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    assert ((out - ref).norm() / ref.norm()).item() < 1e-2
+    # An ordinary weight is rounded to its group's 16 levels: a larger, bounded error.
+    linear.weight.data = torch.randn(rows, cols)
+    rough = ((Int4WeightLinear(linear)(x) - linear(x)).norm() / linear(x).norm()).item()
+    assert 1e-2 < rough < 0.2
+
+
+def test_int4_keeps_int8_where_the_width_is_not_a_multiple_of_the_group():
+    from minigpt.model.quantize import Int4WeightLinear, Int8WeightLinear
+
+    model = quantize_model(tiny_model(n_embd=48), "int4")  # 48 inputs: not groups of 32
+    mlp = model.transformer.h[0].mlp
+    assert isinstance(mlp.c_fc, Int8WeightLinear)  # 48 -> 192
+    assert isinstance(mlp.c_proj, Int4WeightLinear)  # 192 -> 48
+
+
 def test_none_leaves_the_model_alone():
     model = tiny_model()
     quantize_model(model, "none")
@@ -101,6 +135,8 @@ def test_loader_sample_and_eval_take_quantize(trained_run, capsys):
         fp32, tok, "To be", 24, **greedy
     )
     assert main(["sample", str(trained_run), "--quantize", "int8", "-m", "10", "--seed", "1"]) == 0
+    assert len(capsys.readouterr().out) > 10
+    assert main(["sample", str(trained_run), "--quantize", "int4", "-m", "10", "--seed", "1"]) == 0
     assert len(capsys.readouterr().out) > 10
 
 

@@ -56,7 +56,7 @@ def add_quantize_argument(parser: argparse.ArgumentParser) -> None:
         "--quantize",
         default="none",
         choices=QUANTIZE_CHOICES,
-        help="int8: int8 weights (per-channel scales), activations unrounded, closest to fp32; int8-dynamic: activations quantized too, faster, less exact (both run on the CPU) (%(default)s)",
+        help="int8: int8 weights (per-channel scales), activations unrounded, closest to fp32; int4: 4-bit weights in groups of 32, faster; int8-dynamic: activations quantized too, less exact (all run on the CPU) (%(default)s)",
     )
 
 

@@ -15,7 +15,7 @@ from minigpt.errors import MiniGPTError
 
 # How a loaded model's linear layers run (``model/quantize.py``; the --quantize flag of sample,
 # chat, eval and serve); here, not there, so the flag's choices need no torch.
-QUANTIZE_CHOICES = ("none", "int8", "int8-dynamic")
+QUANTIZE_CHOICES = ("none", "int8", "int4", "int8-dynamic")
 
 
 @dataclass(frozen=True)

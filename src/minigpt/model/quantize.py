@@ -12,6 +12,13 @@ model of BENCHMARKS.md its greedy text matched fp32's for all 200 tokens of thre
 kernel took 7 ms a token against 2.9 ms for the dynamic int8 layer, so there the head runs
 ``int8-dynamic``'s kernel.
 
+``quantize_model(model, "int4")`` stores 4-bit weights in groups of ``INT4_GROUP`` input
+channels, each group with its own scale and offset (min to max in 16 steps), run by PyTorch's
+own ``torch._weight_int4pack_mm_for_cpu`` (the kernel gpt-fast and torchao use on CPU): half the
+bytes of int8 and, on the CPU of BENCHMARKS.md, 2.8x faster per layer than the int8
+weight-only kernel, for a larger change in quality (BENCHMARKS.md says how much). A layer the
+kernel cannot take (inputs not whole groups, outputs not a multiple of 16) keeps int8 weights.
+
 ``quantize_model(model, "int8-dynamic")`` also quantizes the activations, per call, so the
 matmul itself runs in int8 on the CPU's integer units (PyTorch's dynamically quantized linear
 layers, fbgemm / x86 kernels): faster at batch 1, but the activations' 8-bit rounding is most
@@ -44,6 +51,7 @@ from minigpt.config.sampling import QUANTIZE_CHOICES
 from minigpt.errors import MiniGPTError
 
 HEAD_FP32_SHARE = 0.1  # the output head stays fp32 below this share of the linear weights
+INT4_GROUP = 32  # input channels per int4 scale and offset
 
 
 def quantize_model(model: nn.Module, mode: str = "int8") -> nn.Module:
@@ -63,13 +71,13 @@ def quantize_model(model: nn.Module, mode: str = "int8") -> nn.Module:
     model.float().eval()  # the int8 layers take fp32 activations
     names = linears_to_quantize(model)
     dynamic = names
-    if mode == "int8":
+    if mode in ("int8", "int4"):
         dynamic = [n for n in names if n == "lm_head"]  # a large head: the faster kernel
         for name in names:
             if name not in dynamic:
                 parent, _, child = name.rpartition(".")
                 owner = model.get_submodule(parent)
-                setattr(owner, child, Int8WeightLinear(getattr(owner, child)))
+                setattr(owner, child, weight_only(getattr(owner, child), mode))
     if dynamic:
         _quantize_dynamic(model, dynamic, mode)
     return model
@@ -105,6 +113,14 @@ def linears_to_quantize(model: nn.Module) -> list[str]:
     return list(linears)
 
 
+def weight_only(linear: nn.Linear, mode: str) -> nn.Module:
+    """The weight-only int8 or int4 version of ``linear``."""
+    # the kernel's layout: whole groups of inputs, outputs in blocks of 16
+    if mode == "int4" and linear.in_features % INT4_GROUP == 0 and linear.out_features % 16 == 0:
+        return Int4WeightLinear(linear)
+    return Int8WeightLinear(linear)
+
+
 class Int8WeightLinear(nn.Module):
     """A linear layer with int8 weights (one scale per output channel), weight-only: the matmul
     runs on bf16 activations in ``torch._weight_int8pack_mm`` and returns the input's dtype."""
@@ -124,6 +140,37 @@ class Int8WeightLinear(nn.Module):
         return y if self.bias is None else y + self.bias
 
 
+class Int4WeightLinear(nn.Module):
+    """A linear layer with 4-bit weights in groups of ``INT4_GROUP`` input channels, each group
+    mapped from its min to its max in 16 steps (an offset and a scale, as the kernel wants them:
+    ``(q - 8) * scale + offset``); the matmul runs on bf16 activations in
+    ``torch._weight_int4pack_mm_for_cpu`` and returns the input's dtype."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        weight = linear.weight.detach().float()
+        rows, cols = weight.shape
+        groups = weight.view(rows, cols // INT4_GROUP, INT4_GROUP)
+        low, high = groups.amin(dim=-1), groups.amax(dim=-1)
+        scale = ((high - low) / 15).clamp(min=1e-12)
+        q = torch.round((groups - low[..., None]) / scale[..., None]).clamp(0, 15)
+        packed = torch._convert_weight_to_int4pack_for_cpu(q.view(rows, cols).int(), 1)
+        offset = low + 8 * scale  # (q - 8) * scale + offset == low + q * scale
+        # (groups, out_features, 2): per group and output channel, the scale and the offset
+        scales = torch.stack([scale.t(), offset.t()], dim=-1).bfloat16().contiguous()
+        self.register_buffer("weight", packed)
+        self.register_buffer("scales_and_offsets", scales)
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.size(-1)).bfloat16()
+        y = torch._weight_int4pack_mm_for_cpu(
+            flat, self.weight, INT4_GROUP, self.scales_and_offsets
+        ).to(x.dtype)
+        y = y.view(*x.shape[:-1], -1)
+        return y if self.bias is None else y + self.bias
+
+
 def _engine() -> str:
     """The int8 kernel library for this CPU: x86 (fbgemm + oneDNN), fbgemm, or qnnpack on ARM."""
     engines = torch.backends.quantized.supported_engines
@@ -138,6 +185,6 @@ def _engine() -> str:
 def is_quantized(model: nn.Module) -> bool:
     """Whether any layer of ``model`` holds int8 weights (from ``quantize_model``)."""
     return any(
-        isinstance(m, Int8WeightLinear) or "quantized" in type(m).__module__
+        isinstance(m, Int8WeightLinear | Int4WeightLinear) or "quantized" in type(m).__module__
         for m in model.modules()
     )

@@ -21,7 +21,9 @@ class ServeConfig:
     api_key: str | None = None
     runs: Path | None = Path("runs")
     device: str = "auto"
-    quantize: str = "none"  # int8 / int8-dynamic: int8 linear layers on the CPU (model/quantize.py)
+    quantize: str = (
+        "none"  # int8 / int4 / int8-dynamic: quantized linear layers on the CPU (model/quantize.py)
+    )
     max_batch: int = 8  # sequences decoded together per model (KV cache slots)
     max_queue: int = 64  # requests waiting for a slot before new ones get 429
     max_body_bytes: int = 1 << 20  # larger request bodies get 413
