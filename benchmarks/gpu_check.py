@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -71,9 +72,11 @@ def bootstrap() -> None:
 
 @dataclass
 class Row:
+    """A line of the table; ``ok=None`` is information (the fp16 diagnosis), not a check."""
+
     check: str
     result: str
-    ok: bool = True
+    ok: bool | None = True
 
 
 @dataclass
@@ -223,43 +226,62 @@ def memory(data: Path, tmp: Path, sizes: Sizes) -> list[Row]:
     return rows
 
 
-def parity(data: Path, tmp: Path, sizes: Sizes) -> list[Row]:
-    """The same run in fp32, bf16 and fp16 (with the scaler); mixed must track fp32."""
+def parity_trainer(data: Path, out: Path, sizes: Sizes, dtype: str, **overrides):
+    """A fresh run of the parity model: same seed, batches and schedule whatever the dtype."""
     from minigpt.training.trainer import Trainer
 
-    curves, skipped = {}, {}
+    config = config_for(
+        None, data, out, sizes, dtype=dtype, compile="false", dropout=0.0, lr=1e-3,
+        warmup_iters=5, max_iters=sizes.parity_steps, **{**sizes.parity_model, **overrides},
+    )  # fmt: skip
+    return Trainer(config, force=True, watch=False)
+
+
+def parity(data: Path, tmp: Path, sizes: Sizes, curves: dict) -> list[Row]:
+    """The same run in fp32, bf16 and fp16 (with the scaler); mixed must track fp32.
+
+    ``curves`` receives each dtype's losses (the fp16 diagnosis compares against fp32's).
+    """
+    from fp16_diagnosis import compare, train_curve
+
+    skipped = {}
     for dtype in ("float32", "bfloat16", "float16"):
-        config = config_for(
-            None, data, tmp / f"parity-{dtype}", sizes, dtype=dtype, compile="false",
-            dropout=0.0, lr=1e-3, warmup_iters=5, max_iters=sizes.parity_steps,
-            **sizes.parity_model,
-        )  # fmt: skip
-        trainer = Trainer(config, force=True, watch=False)
-        curves[dtype], skipped[dtype] = [], 0
-        for _ in range(sizes.parity_steps):
-            scale = trainer.scaler.get_scale() if trainer.scaler.is_enabled() else None
-            curves[dtype].append(trainer.train_step())
-            # fp16's scaler skips the update of a step whose gradients overflowed (and halves
-            # its scale): the first steps at the initial 2**16 usually do.
-            skipped[dtype] += scale is not None and trainer.scaler.get_scale() < scale
-    tail = max(1, min(10, sizes.parity_steps // 2))
+        trainer = parity_trainer(data, tmp / f"parity-{dtype}", sizes, dtype)
+        curves[dtype], skipped[dtype] = train_curve(trainer, sizes.parity_steps)
     rows = []
     for dtype in ("bfloat16", "float16"):
         # Compared at the same number of updates: fp32's losses after as many applied steps.
-        applied = sizes.parity_steps - skipped[dtype]
-        ref = statistics.mean(curves["float32"][applied - tail : applied])
-        mean = statistics.mean(curves[dtype][-tail:])
-        change = mean / ref - 1
+        c = compare(curves["float32"], curves[dtype], skipped[dtype], PARITY_TOLERANCE)
         rows.append(
             Row(
                 f"loss parity {dtype} vs float32 ({sizes.parity_steps} steps)",
-                f"last-{tail} mean {mean:.5f} vs {ref:.5f} ({change:+.3%}) after "
-                f"{applied} updates ({skipped[dtype]} skipped by the scaler); "
+                f"last-{c.tail} mean {c.mean:.5f} vs {c.ref:.5f} ({c.change:+.3%}) after "
+                f"{c.applied} updates ({c.skipped} skipped by the scaler); "
                 f"first step {curves[dtype][0]:.5f} vs {curves['float32'][0]:.5f}",
-                abs(change) <= PARITY_TOLERANCE,
+                abs(c.change) <= PARITY_TOLERANCE,
             )
         )
     return rows
+
+
+def fp16_diagnosis(data: Path, tmp: Path, sizes: Sizes, curves: dict) -> list[Row]:
+    """Why fp16 misses fp32 (``fp16_diagnosis.py``): informational rows, about 60 s on a GPU."""
+    from fp16_diagnosis import diagnose
+
+    if "float32" not in curves:
+        raise RuntimeError("needs the parity check's fp32 run, which did not finish")
+
+    def make_trainer(label: str, dtype: str, **overrides):
+        out = tmp / ("diag-" + "".join(c if c.isalnum() else "-" for c in label))
+        return parity_trainer(data, out, sizes, dtype, **overrides)
+
+    infos = diagnose(make_trainer, curves["float32"], sizes.parity_steps, PARITY_TOLERANCE)
+    return [Row(check, result, None) for check, result in infos]
+
+
+def needs_diagnosis(rows: list[Row], always: bool) -> bool:
+    """Diagnose fp16 when asked or when its parity row failed."""
+    return always or any(r.check.startswith("loss parity float16") and not r.ok for r in rows)
 
 
 def generation(sizes: Sizes) -> list[Row]:
@@ -306,29 +328,58 @@ def guarded(name: str, fn: Callable[[], Row | list[Row]]) -> list[Row]:
     return result if isinstance(result, list) else [result]
 
 
-def run_checks(sizes: Sizes) -> list[Row]:
+CHECKS = ("train", "memory", "parity", "generation")
+
+
+def run_checks(sizes: Sizes, only: tuple[str, ...] = CHECKS, diagnose: bool = False) -> list[Row]:
+    """The checks in ``only``; after parity, the fp16 diagnosis if asked or if fp16 failed."""
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         data = synthetic_dataset(tmp)
-        for preset in ("course-100m", "modern-124m"):
-            rows += guarded(f"train {preset}", lambda p=preset: throughput(p, data, tmp, sizes))
-        rows += guarded("peak memory", lambda: memory(data, tmp, sizes))
-        rows += guarded("loss parity", lambda: parity(data, tmp, sizes))
-        rows += guarded("generation", lambda: generation(sizes))
+        if "train" in only:
+            for preset in ("course-100m", "modern-124m"):
+                rows += guarded(f"train {preset}", lambda p=preset: throughput(p, data, tmp, sizes))
+        if "memory" in only:
+            rows += guarded("peak memory", lambda: memory(data, tmp, sizes))
+        if "parity" in only:
+            curves: dict = {}
+            rows += guarded("loss parity", lambda: parity(data, tmp, sizes, curves))
+            if needs_diagnosis(rows, diagnose):
+                rows += guarded("fp16 diagnosis", lambda: fp16_diagnosis(data, tmp, sizes, curves))
+        if "generation" in only:
+            rows += guarded("generation", lambda: generation(sizes))
     return rows
 
 
 def table(rows: list[Row], header: str) -> str:
     lines = [header, "", "| check | result | ok |", "| --- | --- | --- |"]
-    lines += [f"| {r.check} | {r.result} | {'yes' if r.ok else '**FAIL**'} |" for r in rows]
+    marks = {True: "yes", False: "**FAIL**", None: "info"}
+    lines += [f"| {r.check} | {r.result} | {marks[r.ok]} |" for r in rows]
     return "\n".join(lines)
+
+
+def section(only: tuple[str, ...]) -> tuple[str, str]:
+    """BENCHMARKS.md's section for a run and its heading: a run of some checks gets its own
+    section, so that it never replaces the full table."""
+    if set(only) == set(CHECKS):
+        return "gpu-check", "## GPU check (issue 17)"
+    names = [c for c in CHECKS if c in only]
+    return "gpu-check-" + "-".join(names), f"## GPU check (issue 17): {', '.join(names)} only"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU")
     parser.add_argument("--no-record", action="store_true", help="do not update BENCHMARKS.md")
+    parser.add_argument(
+        "--diagnose-fp16", action="store_true",
+        help="run the fp16 diagnosis even if fp16 parity passes (it runs when it fails)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--only", nargs="+", choices=CHECKS, default=list(CHECKS), metavar="CHECK",
+        help=f"run only these checks (of {', '.join(CHECKS)}); recorded in their own section",
+    )  # fmt: skip
     args = parser.parse_args()
     bootstrap()
     import torch
@@ -339,20 +390,22 @@ def main() -> int:
         return 2
     sizes = DRY if args.dry_run else GPU
     start = time.perf_counter()
-    rows = run_checks(sizes)
+    rows = run_checks(sizes, tuple(args.only), args.diagnose_fp16)
     from record import machine_description
 
+    command = shlex.join(["python", "benchmarks/gpu_check.py", *sys.argv[1:]])
     header = (
-        f"Machine: {machine_description()}. Command: `python benchmarks/gpu_check.py"
-        f"{' --dry-run' if args.dry_run else ''}`; {time.perf_counter() - start:.0f} s in all."
+        f"Machine: {machine_description()}. Command: `{command}`; "
+        f"{time.perf_counter() - start:.0f} s in all."
     )
     text = table(rows, header)
     print(text)
     if not args.dry_run and not args.no_record:
         from record import update_section
 
-        update_section("gpu-check", "## GPU check (issue 17)\n\n" + text)
-    return 0 if all(r.ok for r in rows) else 1
+        name, heading = section(tuple(args.only))
+        update_section(name, f"{heading}\n\n{text}")
+    return 0 if all(r.ok is not False for r in rows) else 1
 
 
 if __name__ == "__main__":
