@@ -185,11 +185,7 @@ def activation_row(peaks: dict[str, Peak]) -> Info:
         f"{layer} {p.value:.3g}{f' ({p.module})' if p.module else ''}{'' if p.fp16 else ' fp32'}"
         for layer, p in peaks.items()
     ]
-    top = (
-        max(p.value for p in peaks.values() if p.fp16)
-        if any(p.fp16 for p in peaks.values())
-        else 0.0
-    )
+    top = max((p.value for p in peaks.values() if p.fp16), default=0.0)
     return (
         "fp16 diagnosis: largest activation magnitude per layer (forward hooks)",
         f"{', '.join(parts)}; largest fp16 output {top:.3g} = {top / FP16_MAX:.2%} of fp16's "

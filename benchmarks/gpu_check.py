@@ -2,6 +2,7 @@
 
     python benchmarks/gpu_check.py              # on a CUDA machine: measure, print, record
     python benchmarks/gpu_check.py --dry-run    # the same code paths at tiny sizes, on CPU
+    python benchmarks/gpu_check.py --only parity --diagnose-fp16   # fp16 parity and its diagnosis
 
 On one H100/H200-class GPU it takes a few minutes (well under 8) and measures:
 
@@ -13,13 +14,16 @@ On one H100/H200-class GPU it takes a few minutes (well under 8) and measures:
 3. loss parity: the same small model, seed and batches trained 50 steps in fp32, bf16 and
    fp16; the mixed runs' mean loss over the last 10 steps must be within 2% of fp32's after
    as many updates (fp16's scaler skips the steps whose gradients overflow, and says how many);
+   when fp16 misses (or under ``--diagnose-fp16``), ``fp16_diagnosis.py`` adds ``info`` rows
+   on why: first-step gradients against fp32's, activation peaks, one factor changed at a time;
 4. KV-cache generation tokens/s at the GPT-2 124M shape (greedy, batch 1), fp32 and bf16.
 
 It prints one table and exits non-zero if anything failed (a crash in one part is a failed row;
 the others still run). On a bare machine with only the repo it first makes ``.venv-gpu-check``
 and installs minigpt there (``pip install -e .``, which brings the CUDA build of torch from
 PyPI), then re-runs itself with that interpreter. Results go to the ``gpu-check`` section of
-BENCHMARKS.md (not with ``--dry-run`` or ``--no-record``). ``tests/test_gpu_check.py`` runs
+BENCHMARKS.md (not with ``--dry-run`` or ``--no-record``; ``--only`` runs write a section of
+their own, ``gpu-check-parity`` for ``--only parity``). ``tests/test_gpu_check.py`` runs
 the dry run, so the script cannot rot while no GPU is at hand.
 """
 
