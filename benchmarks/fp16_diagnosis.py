@@ -268,12 +268,11 @@ class Variant:
     dtype: str = "float16"
     overrides: dict = field(default_factory=dict)
     tweak: Callable[[Any], None] | None = None
-    control: bool = False
 
 
 VARIANTS = (
-    Variant("control: fp32 again", dtype="float32", control=True),
-    Variant("control: fp16 unchanged again", control=True),
+    Variant("control: fp32 again", dtype="float32"),
+    Variant("control: fp16 unchanged again"),
     Variant("AdamW foreach, not fused", tweak=use_foreach_adamw),
     Variant("scaler initial scale 2**10", tweak=scaler_with(init_scale=2.0**10)),
     Variant("no gradient clipping", overrides={"grad_clip": 0.0}),
