@@ -9,12 +9,11 @@ import torch
 
 from minigpt.config import load_config
 from minigpt.data.prepare import prepare_dataset
+from tests.shared_data import SHARED_ENV, shared_folder
 
 # Tiny models gain nothing from intra-op threads, and on a busy 2-core machine the thread
 # hand-offs make them many times slower; one thread keeps the suite fast and steady.
 torch.set_num_threads(1)
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 
 SMALL_TEXT = (
     "To be, or not to be, that is the question:\n"
@@ -66,9 +65,12 @@ def tiny_config(tmp_path: Path, dataset: Path):
 
 @pytest.fixture
 def shakespeare() -> Path:
-    if not SHARED.is_file():
-        pytest.skip(f"Tiny Shakespeare not found at {SHARED}")
-    return SHARED
+    folder = shared_folder()
+    path = folder / "data" / "tinyshakespeare.txt" if folder else None
+    if path is None or not path.is_file():
+        where = path or "no shared folder above the checkout"
+        pytest.skip(f"Tiny Shakespeare not found ({where}); set {SHARED_ENV} to the folder")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.shared_data import SHARED_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 DOC_DIRS = ("docs/course", "docs/ru")
 FORBIDDEN_FENCES = ("sh", "shell", "console")
@@ -226,12 +228,6 @@ def missing_figures(page: Page, outputs: list[str]) -> list[Figure]:
     return [f for f in page.figures if not _occurs(f.value, text)]
 
 
-def shared_folder() -> Path | None:
-    """The project's shared data (seeds, Tiny Shakespeare): $MINIGPT_SHARED or ../shared."""
-    path = Path(os.environ.get("MINIGPT_SHARED") or REPO.parent / "shared")
-    return path if path.is_dir() else None
-
-
 def pages() -> list[Path]:
     found = []
     for folder in DOC_DIRS:
@@ -257,7 +253,7 @@ def block_env() -> dict[str, str]:
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["PYTHONPATH"] = str(REPO / "src")
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", COLUMNS="100", NO_COLOR="1")
-    env.pop("MINIGPT_SHARED", None)
+    env.pop(SHARED_ENV, None)
     return env
 
 

@@ -20,8 +20,8 @@ from tests.docs_helpers import (
     missing_line,
     pages,
     parse_page,
-    shared_folder,
 )
+from tests.shared_data import shared_folder
 
 # Per block: generous for a loaded CI machine; a page's blocks take seconds at reduced sizes.
 TIMEOUT = float(os.environ.get("MINIGPT_DOCS_TIMEOUT", "300"))

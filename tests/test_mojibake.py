@@ -13,13 +13,10 @@ from hypothesis import strategies as st
 from minigpt.cli import main
 from minigpt.data.mojibake import fix_mojibake, implausibility
 from minigpt.data.tokenizer import load_tokenizer
+from tests.shared_data import SHARED_ENV, shared_folder
 from tests.test_prepare import read_split
 
-# ../shared next to the repository (or next to the folder of worktrees that holds it).
-SEEDS = next(
-    (p / "shared" / "seeds" for p in Path(__file__).resolve().parents if (p / "shared").is_dir()),
-    Path(__file__).resolve().parents[2] / "shared" / "seeds",
-)
+SEEDS = (shared_folder() or Path("shared")) / "seeds"
 AZ_LETTERS = "əıİşğçöü"
 # What the wrong decodings leave in Azerbaijani and Russian text.
 MARKERS = ["Ã", "É™", "Ä±", "Ä°", "Å", "Æ", "ğŸ", "–ú", "—Ä", "√", "\uf8ff"]
@@ -56,7 +53,7 @@ SEED_TEXTS = {
 def seed(name: str) -> str:
     path = SEEDS / name
     if not path.is_file():
-        pytest.skip(f"seed texts not found at {SEEDS}")
+        pytest.skip(f"seed texts not found at {SEEDS}; set {SHARED_ENV} to the shared folder")
     return path.read_text(encoding="utf-8")
 
 
