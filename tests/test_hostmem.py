@@ -154,6 +154,28 @@ def test_no_memory_check_lets_the_run_start(ram, tiny_config, capsys):
     assert os.environ[hostmem.NO_CHECK_ENV] == "1"  # what torchrun's ranks inherit
 
 
+def test_one_check_suggests_each_knob_that_helps(ram, monkeypatch):
+    """check_fits, behind the generation, evaluation and serving checks: the largest value of
+    each knob that fits (the others as asked), or the fallback when none helps."""
+    from minigpt.inference.memory import check_fits
+
+    def cost(big: int, small: int) -> int:
+        return big * 1000 + small * 10
+
+    ram(int(5050 / hostmem.HEADROOM))
+    assert 5000 <= hostmem.usable_ram() < 5100
+    knobs = {"big": "--big", "small": "--small"}
+    check_fits(cost, "a job", knobs, "give up", big=4, small=10)  # 4,100 bytes: fits
+    with pytest.raises(MiniGPTError, match=r"^a job needs about .*; try --big 4; "):
+        check_fits(cost, "a job", knobs, "give up", big=9, small=10)  # no small count helps
+    with pytest.raises(MiniGPTError, match=r"; try --big 3 or --small 10[0-9]; "):
+        check_fits(cost, "a job", knobs, "give up", big=4, small=200)
+    with pytest.raises(MiniGPTError, match=r"; give up; "):
+        check_fits(cost, "a job", {"small": "--small"}, "give up", big=9, small=10)
+    monkeypatch.setenv(hostmem.NO_CHECK_ENV, "1")
+    check_fits(cost, "a job", knobs, "give up", big=9, small=10)
+
+
 def test_sample_chat_eval_and_serve_refuse_what_cannot_fit(ram, trained_run, text_file, capsys):
     model, tokenizer = load_model(trained_run, device="cpu")
     config = model.config

@@ -162,8 +162,7 @@ def token_steps(
     refuses first what would not fit in RAM (``inference.memory``)."""
     if idx.device.type == "cpu":
         batch, prompt = idx.shape
-        size = element_size(model)
-        check_generation(model.config, batch, prompt, config.max_new_tokens, config.use_cache, size)
+        check_generation(model.config, config, batch, prompt, element_size(model))
     return model.generate_tokens(
         idx,
         config.max_new_tokens,

@@ -21,9 +21,13 @@ generation and evaluation estimates against the peak resident memory of real run
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
 from minigpt.config import ModelConfig, swiglu_hidden
+from minigpt.config.sampling import SampleConfig
 from minigpt.hostmem import check_disabled, largest_fitting, require_ram, usable_ram
 
 TEXT_BYTES_PER_TOKEN = 16  # the decoded text a caller keeps, with one copy while it grows
@@ -74,70 +78,83 @@ def eval_bytes(model: ModelConfig, batch: int, mixed: bool = False) -> int:
     return 2 * rows * 8 + forward_bytes(model, batch, model.block_size, elt) + logits
 
 
-def check_generation(
-    model: ModelConfig,
-    batch: int,
-    prompt: int,
-    new_tokens: int,
-    use_cache: bool = True,
-    elt: int = 4,
+def slot_bytes(model: ModelConfig, slots: int, elt: int = 4) -> int:
+    """RAM of a server's slot KV cache: ``slots`` sequences, one prompt's prefill at a time,
+    a row of logits per slot."""
+    sampling = slots * model.vocab_size * (elt + 4 + 4 + 8)
+    return kv_cache_bytes(model, slots, elt) + forward_bytes(model, 1, model.block_size) + sampling
+
+
+def check_fits(
+    bytes_of: Callable[..., int], what: str, knobs: dict[str, str], otherwise: str, **args: Any
 ) -> None:
-    """Refuse (one line, with the largest sample count and token count that fit) a CPU
-    generation that would not fit in RAM."""
+    """Refuse, in one line, a CPU job of ``bytes_of(**args)`` bytes that would not fit in RAM.
+
+    The one check behind generation, evaluation and serving: for each knob (an argument of
+    ``bytes_of`` -> its flag, e.g. ``{"batch": "--num-samples"}``) it suggests the largest
+    value below the asked one that fits, the other arguments unchanged; ``otherwise`` when no
+    knob helps. Estimating first and searching only on a refusal keeps the common case cheap.
+    """
     if check_disabled():
         return
-    need = generation_bytes(model, batch, prompt, new_tokens, use_cache, elt)
-    budget = usable_ram()
+    need, budget = bytes_of(**args), usable_ram()
     if need <= budget:
         return
     fixes = []
-    tokens = largest_fitting(
-        lambda n: generation_bytes(model, batch, prompt, n, use_cache, elt) <= budget,
-        limit=max(1, new_tokens - 1),
+    for name, flag in knobs.items():
+        best = largest_fitting(
+            lambda n, name=name: bytes_of(**{**args, name: n}) <= budget,
+            limit=max(1, args[name] - 1),
+        )
+        if best:
+            fixes.append(f"{flag} {best}")
+    require_ram(need, what, "try " + " or ".join(fixes) if fixes else otherwise)
+
+
+def check_generation(
+    model: ModelConfig, config: SampleConfig, batch: int, prompt: int, elt: int = 4
+) -> None:
+    """Refuse a CPU generation of ``batch`` samples of a ``prompt``-token prompt with
+    ``config`` that would not fit in RAM, naming the token and sample counts that fit."""
+    check_fits(
+        generation_bytes,
+        f"generating {config.max_new_tokens:,} tokens for {batch} sample(s)",
+        {"new_tokens": "--max-new-tokens", "batch": "--num-samples"},
+        "use a smaller model or fewer samples",
+        model=model,
+        batch=batch,
+        prompt=prompt,
+        new_tokens=config.max_new_tokens,
+        use_cache=config.use_cache,
+        elt=elt,
     )
-    if tokens:
-        fixes.append(f"--max-new-tokens {tokens}")
-    samples = largest_fitting(
-        lambda b: generation_bytes(model, b, prompt, new_tokens, use_cache, elt) <= budget,
-        limit=max(1, batch - 1),
-    )
-    if samples:
-        fixes.append(f"--num-samples {samples}")
-    fix = "try " + " or ".join(fixes) if fixes else "use a smaller model or fewer samples"
-    what = f"generating {new_tokens:,} tokens for {batch} sample(s)"
-    require_ram(need, what, fix)
 
 
 def check_eval(model: ModelConfig, batch: int, mixed: bool = False) -> None:
     """Refuse a CPU evaluation whose batch of windows would not fit in RAM."""
-    if check_disabled():
-        return
-    need = eval_bytes(model, batch, mixed)
-    budget = usable_ram()
-    if need <= budget:
-        return
-    fits = largest_fitting(lambda b: eval_bytes(model, b, mixed) <= budget, limit=max(1, batch - 1))
-    fix = f"try --batch-size {fits}" if fits else "use a smaller model"
     what = f"evaluating batches of {batch} x {model.block_size:,} tokens"
-    require_ram(need, what, fix)
+    check_fits(
+        eval_bytes,
+        what,
+        {"batch": "--batch-size"},
+        "use a smaller model",
+        model=model,
+        batch=batch,
+        mixed=mixed,
+    )
 
 
 def check_slots(model: ModelConfig, slots: int, elt: int = 4) -> None:
     """Refuse a server whose KV cache (``slots`` sequences) would not fit in RAM."""
-    if check_disabled():
-        return
-
-    def slots_bytes(n: int) -> int:  # one prompt's prefill at a time, n rows of logits
-        sampling = n * model.vocab_size * (elt + 4 + 4 + 8)
-        return kv_cache_bytes(model, n, elt) + forward_bytes(model, 1, model.block_size) + sampling
-
-    need = slots_bytes(slots)
-    budget = usable_ram()
-    if need <= budget:
-        return
-    fits = largest_fitting(lambda n: slots_bytes(n) <= budget, limit=max(1, slots - 1))
-    fix = f"try --max-batch {fits}" if fits else "use a smaller model"
-    require_ram(need, f"a KV cache of {slots} slots", fix)
+    check_fits(
+        slot_bytes,
+        f"a KV cache of {slots} slots",
+        {"slots": "--max-batch"},
+        "use a smaller model",
+        model=model,
+        slots=slots,
+        elt=elt,
+    )
 
 
 def element_size(model: torch.nn.Module) -> int:
