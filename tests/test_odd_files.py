@@ -6,6 +6,7 @@ import json
 import os
 import resource
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,6 +167,60 @@ def test_skip_bad_lines_from_the_cli_for_plain_and_chat_data(tmp_path, capsys):
     assert main([*args, "--skip-bad-lines"]) == 0
     assert "1 bad line(s) skipped (" in capsys.readouterr().out
     assert read_meta(tmp_path / "c")["report"]["conversations"]["read"] == 5
+
+
+def chat_folder(tmp_path, encoding="utf-8"):
+    """A folder of chat jsonl: good.jsonl in ``encoding`` (replies with an é), broken.jsonl."""
+    folder = tmp_path / "chat"
+    folder.mkdir()
+    lines = [json.dumps({"instruction": f"q{i}", "output": f"café {i}"}, ensure_ascii=False)
+             for i in range(5)]  # fmt: skip
+    (folder / "good.jsonl").write_bytes(("\n".join(lines) + "\n").encode(encoding))
+    (folder / "broken.jsonl").write_text("{oops\n")
+    return folder
+
+
+def test_chat_prepare_honours_the_reading_flags(tmp_path, capsys):
+    """--include/--exclude, --encoding and --errors reach chat data as they reach text."""
+    from minigpt.cli import main
+
+    folder = chat_folder(tmp_path, "latin-1")
+    chat = ["prepare", str(folder), "--format", "chat", "--quiet"]
+    assert main([*chat, "--out", str(tmp_path / "a")]) == 2
+    assert "broken.jsonl:1 is not valid JSON" in capsys.readouterr().err
+    assert main([*chat, "--out", str(tmp_path / "a"), "--exclude", "broken.jsonl"]) == 2
+    assert "good.jsonl:1 is not valid utf-8" in capsys.readouterr().err
+    for n, flags in enumerate([["--encoding", "latin-1"], ["--errors", "replace"]]):
+        out = tmp_path / f"ok{n}"
+        assert main([*chat, "--out", str(out), "--include", "good.*", *flags]) == 0
+        meta = read_meta(out)
+        assert meta["report"]["conversations"]["kept"] == 5
+        assert [Path(f["path"]).name for f in meta["sources"]] == ["good.jsonl"]
+    vocab = load_tokenizer(tmp_path / "ok0").decode(list(range(200)))
+    assert "é" in vocab and "\ufffd" in load_tokenizer(tmp_path / "ok1").decode(list(range(200)))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--text-field", "body"], "--text-field does not apply to --format chat (name chat"),
+        (["--paragraphs"], "--paragraphs does not apply to --format chat"),
+        (["--min-chars", "10"], "--min-chars does not apply to --format chat"),
+        (["--no-dedupe"], "--no-dedupe does not apply to --format chat"),
+        (["--split", "tail"], "--split does not apply to --format chat"),
+        (["--unknown", "unk"], "--unknown does not apply"),
+        (["--workers", "2"], "--workers does not apply"),
+    ],
+)
+def test_chat_prepare_refuses_text_only_flags(tmp_path, capsys, flags, message):
+    from minigpt.cli import main
+
+    folder = chat_folder(tmp_path)
+    args = ["prepare", str(folder / "good.jsonl"), "--format", "chat", "--out", str(tmp_path / "c")]
+    assert main([*args, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "leave it out" in err
+    assert not (tmp_path / "c").exists()
 
 
 def test_jsonl_line_numbers_in_utf16(tmp_path):

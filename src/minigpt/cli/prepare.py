@@ -135,7 +135,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     # Cleaning and tokenizing need no torch; --tokenizer auto (it trains models) checks it.
-    p.set_defaults(func=run, needs_torch=False)
+    text_defaults = {dest: p.get_default(dest) for dest in TEXT_ONLY}
+    p.set_defaults(func=run, needs_torch=False, text_defaults=text_defaults)
 
 
 def add_probe_arguments(p: argparse.ArgumentParser) -> None:
@@ -182,10 +183,39 @@ def add_chat_arguments(p: argparse.ArgumentParser) -> None:
                    help="conversations past the block: cut after the last reply that fits, or drop")  # fmt: skip
 
 
+# Flags of text datasets that chat data has no use for, and why: given to --format chat,
+# each is refused rather than silently ignored.
+TEXT_ONLY = {
+    "text_field": "name chat fields with --field, e.g. --field messages=dialog",
+    "paragraphs": "each jsonl line or parquet row is one conversation",
+    "no_mojibake": "conversations are kept as written, never cleaned",
+    "no_control_chars": "conversations are kept as written, never cleaned",
+    "no_nfc": "conversations are kept as written, never cleaned",
+    "no_dedupe": "conversations are kept as written, never cleaned",
+    "min_chars": "conversations are kept as written, never cleaned",
+    "unknown": "the char vocabulary is built from every conversation",
+    "split": "val is always whole conversations",
+    "shard_tokens": "each split is one file",
+    "tokenizer_sample_bytes": "bpe is trained on every conversation",
+    "workers": "conversations are read in one process",
+}
+
+
+def refuse_text_only_flags(args: argparse.Namespace, defaults: dict[str, object]) -> None:
+    """One line for the first text-only flag given to ``--format chat`` (a value other than
+    its default): what it is for, and why chat data has no use for it."""
+    for dest, why in TEXT_ONLY.items():
+        if getattr(args, dest) != defaults[dest]:
+            flag = "--" + dest.replace("_", "-")
+            raise MiniGPTError(f"{flag} does not apply to --format chat ({why}); leave it out")
+
+
 def run_chat(args: argparse.Namespace) -> int:
     from minigpt.data.chat import ChatFields
     from minigpt.data.chat_prepare import prepare_chat_dataset
 
+    refuse_text_only_flags(args, args.text_defaults)
+    sources = source_options(args)  # --strict holds as it is: chat never skips a file
     prepare_chat_dataset(
         args.inputs,
         args.out,
@@ -199,7 +229,11 @@ def run_chat(args: argparse.Namespace) -> int:
         fields=ChatFields.parse(args.field),
         force=args.force,
         quiet=args.quiet,
-        skip_bad_lines=args.skip_bad_lines,
+        include=sources.include,
+        exclude=sources.exclude,
+        encoding=sources.encoding,
+        errors=sources.errors,
+        skip_bad_lines=sources.skip_bad_lines,
     )
     return 0
 

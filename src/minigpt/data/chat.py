@@ -22,8 +22,8 @@ from typing import Any
 from minigpt.config import suggest
 from minigpt.data.chat_template import Message
 from minigpt.data.decode import jsonl_records, open_binary
-from minigpt.data.read_notes import FileNotes, ReadNotes
-from minigpt.data.sources import file_format
+from minigpt.data.read_notes import FileNotes
+from minigpt.data.sources import SourceOptions, file_format
 from minigpt.errors import MiniGPTError
 
 ROLE_NAMES = {
@@ -163,10 +163,13 @@ def skip_reason(messages: Sequence[Message]) -> str | None:
 
 
 def _jsonl_records(
-    path: Path, compression: str | None, skip_bad: bool, notes: FileNotes
+    path: Path, compression: str | None, opts: SourceOptions, notes: FileNotes
 ) -> Iterator[tuple[Any, str]]:
     with open_binary(path, compression) as stream:
-        for lineno, record in jsonl_records(stream, path, skip_bad=skip_bad, notes=notes):
+        records = jsonl_records(
+            stream, path, opts.encoding, opts.errors, opts.skip_bad_lines, notes
+        )
+        for lineno, record in records:
             yield record, f"{path}:{lineno}"
 
 
@@ -196,12 +199,13 @@ def _parquet_records(path: Path, compression: str | None, *_: Any) -> Iterator[t
 def read_conversations(
     files: Sequence[Path],
     chat_fields: ChatFields = ChatFields(),
-    skip_bad_lines: bool = False,
-    notes: ReadNotes | None = None,
+    opts: SourceOptions | None = None,
 ) -> Iterator[Conversation]:
-    """Every record of every file as a Conversation, in order. Lines that are not JSON stop
-    with an error naming the line, or with ``skip_bad_lines`` are counted in ``notes``."""
-    notes = notes if notes is not None else ReadNotes()
+    """Every record of every file as a Conversation, in order. jsonl is decoded as plain
+    prepare decodes it (``opts.encoding``, ``opts.errors``); lines that are not JSON stop with
+    an error naming the line, or with ``opts.skip_bad_lines`` are counted in ``opts.notes``."""
+    opts = opts or SourceOptions()
+    notes = opts.notes
     for path in files:
         notes.check_unchanged(path)
         file_notes = notes.files[str(path)] = FileNotes()
@@ -212,6 +216,6 @@ def read_conversations(
                 "(or parquet row)"
             )
         reader = _parquet_records if kind == "parquet" else _jsonl_records
-        for record, where in reader(path, compression, skip_bad_lines, file_notes):
+        for record, where in reader(path, compression, opts, file_notes):
             yield to_conversation(record, where, chat_fields)
         notes.check_unchanged(path)

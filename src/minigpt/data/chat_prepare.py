@@ -44,9 +44,8 @@ from minigpt.data.meta import (
     staged,
     token_dtype,
 )
-from minigpt.data.read_notes import ReadNotes
 from minigpt.data.shards import write_array
-from minigpt.data.sources import find_inputs
+from minigpt.data.sources import SourceOptions, find_inputs
 from minigpt.data.special_tokens import add_special_tokens
 from minigpt.data.tokenizer import (
     TOKENIZER_FILE,
@@ -142,11 +141,16 @@ def prepare_chat_dataset(
     fields: ChatFields | None = None,
     force: bool = False,
     quiet: bool = False,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    encoding: str = "utf-8",
+    errors: str = "strict",
     skip_bad_lines: bool = False,
 ) -> Path:
     """Read conversations from ``inputs`` into the chat dataset ``out_dir``; see the module
-    docstring. ``skip_bad_lines``: jsonl lines that are not JSON are skipped and counted, not
-    an error. Returns the dataset folder."""
+    docstring. The inputs are found and decoded as ``prepare_dataset`` does it (``include``,
+    ``exclude``, ``encoding``, ``errors``); ``skip_bad_lines``: jsonl lines that are not JSON
+    are skipped and counted, not an error. Returns the dataset folder."""
     if long not in LONG_POLICIES:
         raise MiniGPTError(f"--long must be one of {', '.join(LONG_POLICIES)}, not {long!r}")
     if not 0.0 < val_fraction < 1.0:
@@ -157,11 +161,18 @@ def prepare_chat_dataset(
     check_output_folder(out, force)
     start = time.time()
     source = load_template(template)
-    notes = ReadNotes()
-    files = find_inputs(inputs, not_followed=notes.not_followed)
+    opts = SourceOptions(
+        include=include,
+        exclude=exclude,
+        encoding=encoding,
+        errors=errors,
+        skip_bad_lines=skip_bad_lines,
+    )
+    notes = opts.notes
+    files = find_inputs(inputs, include, exclude, not_followed=notes.not_followed)
     counts = {"read": 0, **dict.fromkeys(SKIPS, 0), "truncated": 0, "dropped_long": 0}
     conversations: list[Conversation] = []
-    for conv in read_conversations(files, fields or ChatFields(), skip_bad_lines, notes):
+    for conv in read_conversations(files, fields or ChatFields(), opts):
         counts["read"] += 1
         if conv.skip:
             counts[conv.skip] += 1
