@@ -153,3 +153,28 @@ def test_training_engine_options(tmp_path):
         load_config(overrides={"spike_threshold": 0.5})
     with pytest.raises(MiniGPTError, match="keep_checkpoints must be >= 1"):
         load_config(overrides={"keep_checkpoints": 0})
+
+
+@pytest.mark.parametrize("name", ["weight_decay", "grad_clip", "rope_base", "muon_weight_decay"])
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_non_finite_numbers_are_refused_in_one_line(name, value):
+    # inf passed these fields' range checks (inf >= 0), and nan every "< 0" check.
+    with pytest.raises(MiniGPTError, match=f"^{name} must be a finite number, got {value}$"):
+        load_config(overrides={name: value})
+
+
+@pytest.mark.parametrize("name", ["max_new_tokens", "top_k", "num_samples", "context_shift"])
+@pytest.mark.parametrize("value", [float("inf"), 2.5, True])
+def test_sample_config_whole_number_fields_refuse_floats_and_bools(name, value):
+    from minigpt.config.sampling import SampleConfig
+
+    with pytest.raises(MiniGPTError, match=f"{name} must be a whole number"):
+        SampleConfig(**{name: value}).validate()
+
+
+def test_sample_config_takes_numpy_integers():
+    import numpy as np
+
+    from minigpt.config.sampling import SampleConfig
+
+    SampleConfig(top_k=np.int64(5), max_new_tokens=np.int32(3)).validate()

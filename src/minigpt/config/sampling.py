@@ -8,6 +8,7 @@ Hugging Face export's generation config) reads them without importing generation
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 from minigpt.config.fields import described
@@ -38,6 +39,14 @@ class SampleConfig:
 
     def validate(self, block_size: int | None = None) -> None:
         """Reject values that would fail deep inside torch or silently do nothing useful."""
+        for name in ("max_new_tokens", "top_k", "num_samples", "context_shift"):
+            value = getattr(self, name)
+            try:  # ints and numpy ints; not floats (top_k=float("inf") from Python) or bools
+                operator.index(value)
+            except TypeError:
+                raise MiniGPTError(f"{name} must be a whole number, got {value!r}") from None
+            if isinstance(value, bool):
+                raise MiniGPTError(f"{name} must be a whole number, got {value!r}")
         if self.max_new_tokens < 0:
             raise MiniGPTError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
         # inf and nan come from the command line too (float("inf")): refused here, not

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from minigpt.config.fields import suggest
@@ -12,6 +13,8 @@ from minigpt.errors import MiniGPTError
 def validate(config: RunConfig) -> None:
     """Reject values that would fail later, deep inside torch, with a confusing message."""
     m, t = config.model, config.train
+    check_finite(m)
+    check_finite(t)
     if m.vocab_size < 0:
         raise MiniGPTError(f"vocab_size must be >= 0 (0: from the dataset), got {m.vocab_size}")
     positive = {
@@ -118,3 +121,12 @@ def validate(config: RunConfig) -> None:
         raise MiniGPTError(
             f"spike_threshold must be 0 (off) or above 1, got {t.spike_threshold}; e.g. 3"
         )
+
+
+def check_finite(section: object) -> None:
+    """No number in a config may be inf or nan: no option has a meaning for them, and the
+    range checks below let them through (``inf >= 0`` holds, ``nan < 0`` does not)."""
+    for field in dataclasses.fields(section):
+        value = getattr(section, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise MiniGPTError(f"{field.name} must be a finite number, got {value}")
