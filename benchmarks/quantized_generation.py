@@ -34,7 +34,7 @@ from minigpt.inference.generate import prompt_ids
 from minigpt.interop.hf_import import to_hf_tensors
 from minigpt.interop.loader import load_model
 from minigpt.model import GPT
-from minigpt.model.gpt import KVCache
+from minigpt.model.kv_cache import KVCache
 from minigpt.model.quantize import quantize_model
 from record import machine_description, update_section
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from minigpt.config import ModelConfig, swiglu_hidden
-from minigpt.model.gpt import GPT, KVCache, Rotary, SwiGLU
+from minigpt.model.gpt import GPT, Rotary, SwiGLU
+from minigpt.model.kv_cache import KVCache
 
 
 def closed_form_params(c: ModelConfig) -> int:
@@ -371,7 +372,7 @@ def test_greedy_cached_equals_uncached_with_rope(prompt_len):
 
 def test_cached_decoding_on_cuda_avoids_cudnn_attention():
     """cuDNN attention plans each new key length once (~40 ms): decoding must not use it."""
-    from minigpt.model.gpt import cached_attention_kernels
+    from minigpt.model.kv_cache import cached_attention_kernels
 
     assert torch.backends.cuda.cudnn_sdp_enabled()
     with cached_attention_kernels(object(), torch.device("cuda")):

@@ -18,13 +18,13 @@ Modern options (``ModelConfig``; the defaults keep exactly GPT-2):
 - ``logit_softcap``: ``cap * tanh(logits / cap)`` bounds the output logits;
 - ``zero_init_proj``: every block starts as the identity (output projections at zero).
 
-Generation keeps a ``KVCache``: the prompt is run once (prefill), then each new token attends
-to the cached keys and values of the past instead of recomputing them (docs/generation.md).
+Generation keeps a ``KVCache`` (``kv_cache.py``): the prompt is run once (prefill), then each
+new token attends to the cached keys and values of the past instead of recomputing them
+(docs/generation.md).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -34,82 +34,9 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from minigpt.config import ModelConfig, swiglu_hidden
+from minigpt.model.kv_cache import KVCache, cached_attention_kernels  # KVCache: re-exported
 from minigpt.model.sampling import sample_next
 from minigpt.model.segments import segment_positions
-
-
-def cached_attention_kernels(
-    kv_cache: object | None, device: torch.device
-) -> contextlib.AbstractContextManager:
-    """SDPA's kernels for attention over a cache on a CUDA device: flash, memory-efficient or
-    math, not cuDNN's. cuDNN attention, torch's first choice for bf16 on Hopper, builds a plan
-    for each new key length the first time it meets it, and decoding meets a new one at every
-    token: a first bf16 pass at the GPT-2 124M shape on an H200 ran 21 tokens/s with it and
-    242 without (fp32, which never used cuDNN's kernel, 327)."""
-    if kv_cache is None or device.type != "cuda":
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    backends = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
-    return sdpa_kernel(backends)
-
-
-class KVCache:
-    """Keys and values of the positions seen so far, per layer, for one generation.
-
-    Each layer's tensors are allocated on first use with room for ``max_len`` positions, so the
-    cache follows the model's device, dtype and head layout. ``pos`` is the number of positions
-    filled, which is also the position of the next token: positions are explicit, and a model
-    that encodes them in q and k (rotary embeddings) reads them from here.
-    """
-
-    def __init__(self, max_len: int) -> None:
-        self.max_len = max_len
-        self.pos = 0
-        self.k: dict[int, torch.Tensor] = {}
-        self.v: dict[int, torch.Tensor] = {}
-
-    def update(
-        self, layer: int, k: torch.Tensor, v: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store new keys/values (B, heads, T, head_size) of ``layer``; return all so far."""
-        start, end = self.pos, self.pos + k.size(2)
-        if end > self.max_len:
-            raise ValueError(f"KV cache holds {self.max_len} positions, {end} needed")
-        if layer not in self.k:
-            B, H, _, D = k.shape
-            self.k[layer] = k.new_zeros(B, H, self.max_len, D)
-            self.v[layer] = v.new_zeros(B, H, self.max_len, D)
-        self.k[layer][:, :, start:end] = k
-        self.v[layer][:, :, start:end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
-
-    def reset(self) -> None:
-        """Forget every position (the tensors are kept and overwritten)."""
-        self.pos = 0
-
-    def longest_after(self, T: int) -> int:
-        """Length of the sequence once ``T`` more tokens are in."""
-        return self.pos + T
-
-    def positions(self, T: int, device: torch.device) -> torch.Tensor:
-        """Positions (T,) of ``T`` new tokens: they follow the ones cached."""
-        return torch.arange(self.pos, self.pos + T, device=device)
-
-    def attention_mask(self, T: int, device: torch.device) -> tuple[torch.Tensor | None, bool]:
-        """(mask, is_causal) for ``T`` new queries attending to the cache, as SDPA takes them.
-
-        Query i (at position past + i) may see keys 0 .. past + i. Without a past this is the
-        plain causal mask; a single new token sees everything, so it needs no mask.
-        """
-        past = self.pos
-        if past > 0 and T > 1:
-            return torch.ones(T, past + T, dtype=torch.bool, device=device).tril(past), False
-        return None, past == 0 and T > 1
-
-    def advance(self, T: int) -> None:
-        """Count ``T`` new positions as filled (after every layer has stored them)."""
-        self.pos += T
 
 
 def make_norm(config: ModelConfig) -> nn.Module:

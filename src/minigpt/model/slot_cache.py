@@ -1,6 +1,6 @@
 """A KV cache with one slot per sequence of a served batch, each slot at its own length.
 
-``KVCache`` (gpt.py) holds one generation whose rows all have the same length. A server that
+``KVCache`` (kv_cache.py) holds one generation whose rows all have the same length. A server that
 batches requests as they come (continuous batching) runs one decode step for sequences that
 started at different times: row b sits at position ``lengths[b]``, so it needs its own
 positions (rotary angles, learned position rows) and its own attention mask, which hides the
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from minigpt.model.gpt import KVCache
+from minigpt.model.kv_cache import KVCache
 
 
 class SlotKVCache(KVCache):
