@@ -25,6 +25,8 @@ PyPI), then re-runs itself with that interpreter. Results go to the ``gpu-check`
 BENCHMARKS.md (not with ``--dry-run`` or ``--no-record``; ``--only`` runs write a section of
 their own, ``gpu-check-parity`` for ``--only parity``). ``tests/test_gpu_check.py`` runs
 the dry run, so the script cannot rot while no GPU is at hand.
+The sizes of both runs, the synthetic dataset and the run configs are in
+``gpu_check_sizes.py``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from gpu_check_sizes import DRY, GPU, Sizes, config_for, synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv-gpu-check"
@@ -81,71 +85,6 @@ class Row:
     check: str
     result: str
     ok: bool | None = True
-
-
-@dataclass
-class Sizes:
-    """What the checks run at: the real sizes on a GPU, tiny ones for --dry-run."""
-
-    device: str
-    compile: str
-    train_overrides: dict
-    warmup: int
-    steps: int
-    memory_overrides: dict
-    parity_model: dict
-    parity_steps: int
-    generation_model: dict
-    generation_tokens: int
-
-
-GPU = Sizes(
-    device="cuda",
-    compile="true",
-    train_overrides={},
-    warmup=4,
-    steps=20,
-    memory_overrides={},
-    parity_model=dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=16),
-    parity_steps=50,
-    generation_model=dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768),
-    generation_tokens=200,
-)
-TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=4, vocab_size=512)
-DRY = Sizes(
-    device="cpu",
-    compile="false",  # compiling on a CPU costs minutes; the GPU run compiles
-    train_overrides=TINY,
-    warmup=1,
-    steps=2,
-    # a logits-heavy model: big enough for the planner's bound to hold on a CPU too
-    memory_overrides=dict(
-        n_layer=1, n_head=2, n_embd=16, block_size=32, vocab_size=8192, batch_size=32
-    ),
-    parity_model=dict(TINY, vocab_size=0),
-    parity_steps=6,
-    generation_model=dict(vocab_size=512, block_size=64, n_layer=2, n_head=2, n_embd=32),
-    generation_tokens=8,
-)
-
-
-def synthetic_dataset(folder: Path) -> Path:
-    """A small character dataset; models with a larger vocabulary treat it as padding."""
-    from minigpt.data.prepare import prepare_dataset
-
-    text = folder / "text.txt"
-    words = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while",
-             "seven", "wizards", "hex")  # fmt: skip
-    lines = (" ".join(words[(i * 7 + j) % len(words)] for j in range(12)) for i in range(6000))
-    text.write_text("\n".join(lines), encoding="utf-8")
-    return prepare_dataset([text], folder / "ds", quiet=True)
-
-
-def config_for(preset: str | None, data: Path, out: Path, sizes: Sizes, **overrides):
-    from minigpt.config import load_config
-
-    base = dict(data=str(data), out_dir=str(out), device=sizes.device, grad_accum=1)
-    return load_config(preset, overrides={**base, **overrides})
 
 
 def throughput(preset: str, data: Path, tmp: Path, sizes: Sizes) -> Row:
