@@ -67,6 +67,7 @@ def assert_one_line_error(code, err, pattern):
         (["train", "--data", "x", "--n-embd", "10", "--n-head", "3"], "divisible by n_head"),
         (["train", "--data", "x", "--lr", "-1"], "lr must be a positive"),
         (["train", "--n-layr", "3"], "did you mean '--n-layer'"),
+        (["train", "--maz-iters", "3"], "did you mean '--max-iters'?"),
         (["train", "--n-layer", "six"], "'n_layer' expects int"),
         (["sample", "nowhere"], "does not exist"),
         (["sample", "nowhere", "--top-p", "0"], "top_p must be in (0, 1]"),
@@ -86,6 +87,17 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args, pattern):
         code = e.code
     _, err = capsys.readouterr()
     assert_one_line_error(code, err, pattern)
+
+
+@pytest.mark.parametrize("flag", ["--bogus", "--epochs", "--verbose", "--model"])
+def test_unrelated_flag_gets_no_suggestion(tmp_path, monkeypatch, capsys, flag):
+    # Every flag starts with '--', which alone once made '--bogus' look 67% like '--pos'.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["train", flag, "3"])
+    _, err = capsys.readouterr()
+    assert_one_line_error(e.value.code, err, f"unrecognized arguments: {flag} 3 (see")
+    assert "did you mean" not in err
 
 
 def test_prompt_outside_vocabulary(tmp_path, text_file, capsys):
