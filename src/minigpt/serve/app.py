@@ -30,8 +30,21 @@ OPEN_PATHS = ("/health",)  # and the web app's files: everything outside PROTECT
 PROTECTED = ("/v1/", "/api/", "/metrics")
 
 
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
 class Guard:
-    """API key and body size, checked before any endpoint runs (pure ASGI: streams untouched)."""
+    """API key and body size, checked before any endpoint runs (pure ASGI: streams untouched).
+
+    A body comes with a Content-Length, checked against the limit before a byte is read, or
+    chunked (``Transfer-Encoding: chunked``: streamed uploads, many clients and proxies).
+    uvicorn's HTTP parser (httptools or h11, both well-kept) already decodes the chunks, chunk
+    extensions and trailers, and answers a malformed chunk size with 400 itself, so there is
+    no chunk parsing here: a chunked body is read whole before the endpoint runs, counting
+    its decoded bytes, and refused with the same 413 the moment it passes the limit, so a
+    client cannot make the server hold more than the limit. A POST with neither header has
+    no body to read (411).
+    """
 
     def __init__(self, app: ASGIApp, config: ServeConfig, metrics: ServerMetrics) -> None:
         self.app, self.config, self.metrics = app, config, metrics
@@ -48,7 +61,15 @@ class Guard:
                 status["code"] = message["status"]
             await send(message)
 
-        problem = self._check(path, headers)
+        problem = self._check(scope["method"], path, headers)
+        if problem is None and "content-length" not in headers and _chunked(headers):
+            body = await self._read_chunked(receive)
+            if body is None:
+                return  # the client left, or sent a malformed chunk (uvicorn answered 400)
+            if isinstance(body, bytes):
+                receive = _replay(body, receive)
+            else:
+                problem = body
         if problem is not None:
             response = error_response(*problem)
             await response(scope, receive, counting_send)
@@ -58,7 +79,16 @@ class Guard:
             label = path if path.startswith(("/v1/c", "/metrics", "/health")) else "other"
             self.metrics.requests.labels(label, str(status["code"])).inc()
 
-    def _check(self, path: str, headers: dict[str, str]) -> tuple | None:
+    def _too_large(self) -> tuple:
+        limit = self.config.max_body_bytes
+        return (
+            413,
+            f"the request body is over this server's limit of {limit} bytes",
+            None,
+            "body_too_large",
+        )
+
+    def _check(self, method: str, path: str, headers: dict[str, str]) -> tuple | None:
         key = self.config.api_key
         if key and path.startswith(PROTECTED):
             given = headers.get("authorization", "")
@@ -72,17 +102,47 @@ class Guard:
                     "invalid_api_key",
                 )
         length = headers.get("content-length")
-        limit = self.config.max_body_bytes
-        if length is not None and (not length.isdigit() or int(length) > limit):
+        if length is not None and (
+            not length.isdigit() or int(length) > self.config.max_body_bytes
+        ):
+            return self._too_large()
+        if length is None and method in BODY_METHODS and not _chunked(headers):
             return (
-                413,
-                f"the request body is over this server's limit of {limit} bytes",
+                411,
+                "send the request body with a Content-Length or Transfer-Encoding: chunked",
                 None,
-                "body_too_large",
+                "length_required",
             )
-        if length is None and "chunked" in headers.get("transfer-encoding", ""):
-            return 411, "send the request body with a Content-Length", None, "length_required"
         return None
+
+    async def _read_chunked(self, receive: Receive) -> bytes | tuple | None:
+        """The decoded body; the 413 once it passes the limit; None if the client left."""
+        parts, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            parts.append(message.get("body", b""))
+            size += len(parts[-1])
+            if size > self.config.max_body_bytes:
+                return self._too_large()
+            if not message.get("more_body", False):
+                return b"".join(parts)
+
+
+def _chunked(headers: dict[str, str]) -> bool:
+    return "chunked" in headers.get("transfer-encoding", "").lower()
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for the endpoint: the body already read, then the client's own messages
+    (a streaming response listens there for the client leaving)."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> dict:
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 def create_app(config: ServeConfig, served: dict[str, ServedModel]) -> FastAPI:
