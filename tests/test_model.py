@@ -383,3 +383,27 @@ def test_cached_decoding_on_cuda_avoids_cudnn_attention():
     for cache, device in ((None, "cuda"), (object(), "cpu")):
         with cached_attention_kernels(cache, torch.device(device)):
             assert torch.backends.cuda.cudnn_sdp_enabled()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_rmsnorm_takes_the_fused_path_under_autocast(dtype):
+    import warnings
+
+    config = ModelConfig(
+        vocab_size=65, block_size=16, n_layer=1, n_head=2, n_embd=32, norm="rmsnorm", qk_norm=True
+    )
+    torch.manual_seed(0)
+    model = GPT(config)
+    idx = torch.randint(0, 65, (2, 16))
+    ref, _ = model(idx)
+    with warnings.catch_warnings(record=True) as caught, torch.autocast("cpu", dtype=dtype):
+        warnings.simplefilter("always")
+        out, _ = model(idx)
+    # torch warns when an RMSNorm's fp32 weight meets half-precision queries and keys
+    assert not [w for w in caught if "Mismatch dtype" in str(w.message)]
+    assert ((out.float() - ref).norm() / ref.norm()).item() < 0.05
+    # fp32 is unchanged: the weight is already the input's dtype
+    norm = model.transformer.h[0].attn.q_norm
+    x = torch.randn(3, 16)
+    expected = torch.nn.functional.rms_norm(x, (16,), norm.weight, 1e-5)
+    assert torch.equal(norm(x), expected)

@@ -39,10 +39,21 @@ from minigpt.model.sampling import sample_next
 from minigpt.model.segments import segment_positions
 
 
+class RMSNorm(nn.RMSNorm):
+    """``nn.RMSNorm`` whose weight follows the input's dtype. Under bf16/fp16 autocast the
+    queries and keys that QK-norm sees come out of a half-precision matmul, and an fp32 weight
+    beside them sends torch to its slow unfused path ("Mismatch dtype ... Cannot dispatch to
+    fused implementation"); the fused kernel still accumulates in fp32."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = None if self.weight is None else self.weight.to(x.dtype)
+        return F.rms_norm(x, self.normalized_shape, weight, self.eps)
+
+
 def make_norm(config: ModelConfig) -> nn.Module:
     """LayerNorm (GPT-2) or RMSNorm, which skips the mean and the bias: cheaper, as good."""
     if config.norm == "rmsnorm":
-        return nn.RMSNorm(config.n_embd, eps=1e-5)
+        return RMSNorm(config.n_embd, eps=1e-5)
     return nn.LayerNorm(config.n_embd, bias=config.bias)
 
 
@@ -88,8 +99,8 @@ class CausalSelfAttention(nn.Module):
         self.rotary = (
             Rotary(head_size, config.block_size, config.rope_base) if config.pos == "rope" else None
         )
-        self.q_norm = nn.RMSNorm(head_size, eps=1e-5) if config.qk_norm else None
-        self.k_norm = nn.RMSNorm(head_size, eps=1e-5) if config.qk_norm else None
+        self.q_norm = RMSNorm(head_size, eps=1e-5) if config.qk_norm else None
+        self.k_norm = RMSNorm(head_size, eps=1e-5) if config.qk_norm else None
 
     def forward(
         self,
