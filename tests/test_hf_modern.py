@@ -139,3 +139,21 @@ def test_fine_tuning_starts_from_an_export_with_its_architecture(tmp_path, name,
     trainer.model.eval()
     with torch.no_grad():
         assert torch.equal(trainer.model(ids)[0], ours(ids)[0])
+
+
+def test_remote_code_qk_norm_takes_the_fused_path_under_autocast(tmp_path, tokenizer):
+    import warnings
+
+    options, model_type = COMBINATIONS["learned-rmsnorm-gelu"]  # RMSNorm + QK-norm, remote code
+    run = random_run(tmp_path / "run", options, tokenizer, seed=3)
+    export_hf(run, tmp_path / "hf")
+    theirs = load_transformers_model(tmp_path / "hf")
+    ids = random_ids(theirs.config.vocab_size, 16)
+    with torch.no_grad():
+        ref = theirs(input_ids=ids).logits
+        with warnings.catch_warnings(record=True) as caught, torch.autocast("cpu", torch.bfloat16):
+            warnings.simplefilter("always")
+            out = theirs(input_ids=ids).logits
+    assert model_type == "minigpt"
+    assert not [w for w in caught if "Mismatch dtype" in str(w.message)]
+    assert ((out.float() - ref).norm() / ref.norm()).item() < 0.05

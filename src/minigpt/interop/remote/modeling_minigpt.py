@@ -35,9 +35,18 @@ def swiglu_hidden(n_embd: int) -> int:
     return 32 * math.ceil(8 * n_embd / 3 / 32)
 
 
+class RMSNorm(nn.RMSNorm):
+    """As minigpt's: the weight follows the input's dtype, so half-precision queries and keys
+    take torch's fused kernel instead of its slow mixed-dtype path."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = None if self.weight is None else self.weight.to(x.dtype)
+        return F.rms_norm(x, self.normalized_shape, weight, self.eps)
+
+
 def make_norm(config: MiniGPTConfig, width: int) -> nn.Module:
     if config.norm == "rmsnorm":
-        return nn.RMSNorm(width, eps=1e-5)
+        return RMSNorm(width, eps=1e-5)
     return nn.LayerNorm(width, bias=config.bias)
 
 
@@ -60,8 +69,8 @@ class Attention(nn.Module):
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
-        self.q_norm = nn.RMSNorm(head, eps=1e-5) if config.qk_norm else None
-        self.k_norm = nn.RMSNorm(head, eps=1e-5) if config.qk_norm else None
+        self.q_norm = RMSNorm(head, eps=1e-5) if config.qk_norm else None
+        self.k_norm = RMSNorm(head, eps=1e-5) if config.qk_norm else None
 
     def forward(
         self, x: torch.Tensor, pos: torch.Tensor, cache: Any, mask: torch.Tensor | None
