@@ -100,6 +100,27 @@ def test_unrelated_flag_gets_no_suggestion(tmp_path, monkeypatch, capsys, flag):
     assert "did you mean" not in err
 
 
+@pytest.mark.parametrize(
+    ("args", "suggested"),
+    [
+        (["train", "--temprature", "1"], None),  # a sample flag, not one of train's
+        (["sample", "run", "--temprature", "1"], "--temperature"),
+        (["train", "--n-layr", "3"], "--n-layer"),
+    ],
+)
+def test_suggestions_come_from_the_subcommands_own_flags(
+    tmp_path, monkeypatch, capsys, args, suggested
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(args)
+    _, err = capsys.readouterr()
+    if suggested is None:
+        assert "did you mean" not in err and "unrecognized arguments" in err
+    else:
+        assert f"did you mean '{suggested}'?" in err
+
+
 def test_prompt_outside_vocabulary(tmp_path, text_file, capsys):
     ds, run = tmp_path / "ds", tmp_path / "run"
     run_cli(capsys, "prepare", text_file, "--out", ds)

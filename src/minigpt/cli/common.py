@@ -17,23 +17,35 @@ from minigpt.hostmem import NO_CHECK_ENV
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line, with a suggestion for near misses."""
 
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 (argparse's)
+        # The top-level parser reports a subcommand's unknown flags: it needs the command line
+        # to suggest from that subcommand's flags only.
+        self._argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments:"):
             flags = [a for a in message.split(":", 1)[1].split() if a.startswith("-")]
-            known = known_options(self)
+            known = known_options(self, getattr(self, "_argv", []))
             if flags:
                 message += suggest(flags[0].split("=")[0], known)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def known_options(parser: argparse.ArgumentParser) -> list[str]:
-    """Every option string of a parser and its subcommands."""
+def known_options(parser: argparse.ArgumentParser, argv: list[str] = ()) -> list[str]:
+    """Every option string of a parser and of the subcommand ``argv`` names (of all its
+    subcommands when it names none): ``train --temprature`` must not suggest a flag of
+    ``sample``."""
+    words = [str(a) for a in argv if not str(a).startswith("-")]
     known = []
     for action in parser._actions:
         known.extend(action.option_strings)
         if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                known.extend(known_options(sub))
+            chosen = next((w for w in words if w in action.choices), None)
+            subs = [action.choices[chosen]] if chosen else action.choices.values()
+            rest = words[words.index(chosen) + 1 :] if chosen else []  # a nested subcommand
+            for sub in subs:
+                known.extend(known_options(sub, rest))
     return known
 
 
