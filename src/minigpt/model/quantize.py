@@ -121,33 +121,45 @@ def weight_only(linear: nn.Linear, mode: str) -> nn.Module:
     return Int8WeightLinear(linear)
 
 
-class Int8WeightLinear(nn.Module):
-    """A linear layer with int8 weights (one scale per output channel), weight-only: the matmul
-    runs on bf16 activations in ``torch._weight_int8pack_mm`` and returns the input's dtype."""
+class WeightOnlyLinear(nn.Module):
+    """A linear layer whose weight a kernel stores in fewer bits: the kernel takes bf16
+    activations, the layer keeps the input's shape and dtype and adds the fp32 bias."""
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
-        weight = linear.weight.detach().float()
-        scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
-        self.register_buffer("weight", torch.round(weight / scale[:, None]).to(torch.int8))
-        self.register_buffer("scale", scale.bfloat16())
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone())
 
+    def matmul(self, flat: torch.Tensor) -> torch.Tensor:
+        """``flat`` (tokens, in_features) in bf16 times the stored weight."""
+        raise NotImplementedError
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, x.size(-1)).bfloat16()
-        y = torch._weight_int8pack_mm(flat, self.weight, self.scale).to(x.dtype)
+        y = self.matmul(x.reshape(-1, x.size(-1)).bfloat16()).to(x.dtype)
         y = y.view(*x.shape[:-1], -1)
         return y if self.bias is None else y + self.bias
 
 
-class Int4WeightLinear(nn.Module):
-    """A linear layer with 4-bit weights in groups of ``INT4_GROUP`` input channels, each group
-    mapped from its min to its max in 16 steps (an offset and a scale, as the kernel wants them:
-    ``(q - 8) * scale + offset``); the matmul runs on bf16 activations in
-    ``torch._weight_int4pack_mm_for_cpu`` and returns the input's dtype."""
+class Int8WeightLinear(WeightOnlyLinear):
+    """int8 weights (one scale per output channel), run by ``torch._weight_int8pack_mm``."""
 
     def __init__(self, linear: nn.Linear) -> None:
-        super().__init__()
+        super().__init__(linear)
+        weight = linear.weight.detach().float()
+        scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+        self.register_buffer("weight", torch.round(weight / scale[:, None]).to(torch.int8))
+        self.register_buffer("scale", scale.bfloat16())
+
+    def matmul(self, flat: torch.Tensor) -> torch.Tensor:
+        return torch._weight_int8pack_mm(flat, self.weight, self.scale)
+
+
+class Int4WeightLinear(WeightOnlyLinear):
+    """4-bit weights in groups of ``INT4_GROUP`` input channels, each group mapped from its min
+    to its max in 16 steps (an offset and a scale, as the kernel wants them:
+    ``(q - 8) * scale + offset``), run by ``torch._weight_int4pack_mm_for_cpu``."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__(linear)
         weight = linear.weight.detach().float()
         rows, cols = weight.shape
         groups = weight.view(rows, cols // INT4_GROUP, INT4_GROUP)
@@ -160,15 +172,11 @@ class Int4WeightLinear(nn.Module):
         scales = torch.stack([scale.t(), offset.t()], dim=-1).bfloat16().contiguous()
         self.register_buffer("weight", packed)
         self.register_buffer("scales_and_offsets", scales)
-        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, x.size(-1)).bfloat16()
-        y = torch._weight_int4pack_mm_for_cpu(
+    def matmul(self, flat: torch.Tensor) -> torch.Tensor:
+        return torch._weight_int4pack_mm_for_cpu(
             flat, self.weight, INT4_GROUP, self.scales_and_offsets
-        ).to(x.dtype)
-        y = y.view(*x.shape[:-1], -1)
-        return y if self.bias is None else y + self.bias
+        )
 
 
 def _engine() -> str:
@@ -185,6 +193,6 @@ def _engine() -> str:
 def is_quantized(model: nn.Module) -> bool:
     """Whether any layer of ``model`` holds int8 weights (from ``quantize_model``)."""
     return any(
-        isinstance(m, Int8WeightLinear | Int4WeightLinear) or "quantized" in type(m).__module__
+        isinstance(m, WeightOnlyLinear) or "quantized" in type(m).__module__
         for m in model.modules()
     )
