@@ -39,7 +39,7 @@ def validate(config: RunConfig) -> None:
         )
     if not 0.0 <= m.dropout < 1.0:
         raise MiniGPTError(f"dropout must be in [0, 1), got {m.dropout}")
-    if not (t.lr > 0 and math.isfinite(t.lr)):
+    if not t.lr > 0:
         raise MiniGPTError(f"lr must be a positive number, got {t.lr}")
     if not 0.0 <= t.min_lr_ratio <= 1.0:
         raise MiniGPTError(f"min_lr_ratio must be in [0, 1], got {t.min_lr_ratio}")
@@ -48,7 +48,7 @@ def validate(config: RunConfig) -> None:
     for name in ("warmup_iters", "lr_decay_iters", "effective_batch"):
         if getattr(t, name) < 0:
             raise MiniGPTError(f"{name} must be >= 0, got {getattr(t, name)}")
-    if not (t.max_minutes >= 0 and math.isfinite(t.max_minutes)):
+    if not t.max_minutes >= 0:
         raise MiniGPTError(f"max_minutes must be >= 0 (0: no limit), got {t.max_minutes}")
     for name in ("weight_decay", "grad_clip"):
         if getattr(t, name) < 0:
@@ -76,11 +76,11 @@ def validate(config: RunConfig) -> None:
         )
     if not m.rope_base > 1:
         raise MiniGPTError(f"rope_base must be > 1, got {m.rope_base}")
-    if not (m.logit_softcap >= 0 and math.isfinite(m.logit_softcap)):
+    if not m.logit_softcap >= 0:
         raise MiniGPTError(f"logit_softcap must be >= 0 (0: off), got {m.logit_softcap}")
-    if not (t.muon_lr > 0 and math.isfinite(t.muon_lr)):
+    if not t.muon_lr > 0:
         raise MiniGPTError(f"muon_lr must be a positive number, got {t.muon_lr}")
-    if not (t.embed_lr >= 0 and math.isfinite(t.embed_lr)):
+    if not t.embed_lr >= 0:
         raise MiniGPTError(f"embed_lr must be >= 0 (0: use lr), got {t.embed_lr}")
     if not 0.0 <= t.muon_momentum < 1.0:
         raise MiniGPTError(f"muon_momentum must be in [0, 1), got {t.muon_momentum}")
