@@ -163,17 +163,22 @@ config_document = st.one_of(
 )
 
 
+def assert_loads_or_one_line_error(**sources) -> None:
+    """A config loads with sane values, or fails with a one-line MiniGPTError."""
+    try:
+        config = load_config(**sources)
+    except MiniGPTError as e:
+        assert "\n" not in str(e).strip()
+        return
+    assert math.isfinite(config.train.lr) and config.model.n_layer > 0
+
+
 @settings(FUZZ, max_examples=150)
 @given(document=st.one_of(config_document.map(tomli_w.dumps), st.text(max_size=200)))
 def test_config_loader_on_random_files(tmp_path_factory, document):
     path = tmp_path_factory.mktemp("cfg") / "run.toml"
     path.write_text(document, encoding="utf-8")
-    try:
-        config = load_config(config_file=path)
-    except MiniGPTError as e:
-        assert "\n" not in str(e).strip()
-        return
-    assert math.isfinite(config.train.lr) and config.model.n_layer > 0
+    assert_loads_or_one_line_error(config_file=path)
 
 
 @settings(FUZZ, max_examples=200)
@@ -185,12 +190,7 @@ def test_config_loader_on_random_files(tmp_path_factory, document):
     )
 )
 def test_config_overrides_from_the_command_line(overrides):
-    try:
-        config = load_config(overrides=overrides)
-    except MiniGPTError as e:
-        assert "\n" not in str(e).strip()
-        return
-    assert math.isfinite(config.train.lr) and config.model.n_layer > 0
+    assert_loads_or_one_line_error(overrides=overrides)
 
 
 # --- sampling flags -----------------------------------------------------------------------
