@@ -29,6 +29,7 @@ from minigpt.training.memcheck import training_peak
 from minigpt.training.memprobe import MALLOC_ENV
 from minigpt.training.trainer import Trainer
 from tests.conftest import SMALL_TEXT
+from tests.test_cli import TINY_FLAGS
 
 MiB = 1024**2
 
@@ -133,24 +134,12 @@ def test_no_memory_check_lets_the_run_start(ram, tiny_config, capsys):
     ram(1000)
     config = tiny_config(max_iters=1)
     args = ["train", "--data", config.train.data, "--out-dir", config.train.out_dir]
-    args += [
-        "--max-iters",
-        "1",
-        "--eval-iters",
-        "1",
-        "--n-layer",
-        "1",
-        "--n-head",
-        "2",
-        "--n-embd",
-        "16",
-        "--block-size",
-        "8",
-    ]
-    assert main([*args, "--device", "cpu"]) == 2
+    # the CLI tests' tiny model (on the CPU), then one step of block 8 (later flags win)
+    args += [*TINY_FLAGS, "--max-iters", "1", "--eval-iters", "1", "--block-size", "8"]
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--no-memory-check" in err
-    assert main([*args, "--device", "cpu", "--no-memory-check"]) == 0
+    assert main([*args, "--no-memory-check"]) == 0
     assert os.environ[hostmem.NO_CHECK_ENV] == "1"  # what torchrun's ranks inherit
 
 
